@@ -1,0 +1,138 @@
+/**
+ * The run spec: one versioned document describing a TAO round. It is the workflow input of `taoRound`, so
+ * `temporal workflow start --input-file spec.json` works. Pure zod: imported by workflows (validation inside
+ * the sandbox), activities, the CLI and the schema generator (schemas/run-spec.schema.json).
+ */
+import { z } from 'zod';
+
+export const STAGES = ['prepare', 'generate', 'score', 'dataset', 'train', 'evaluate'] as const;
+export type JobStage = (typeof STAGES)[number];
+
+const name = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/, 'lowercase letters, digits and "-", 1-40 characters');
+
+/** file:// and s3:// for artifacts; tiny:// for a tiny model built on the spot (demo, tests). */
+const artifactUri = z.string().regex(/^(file|s3):\/\/.+/, 'must be a file:// or s3:// URI');
+const modelUri = z.string().regex(/^(file|s3|tiny):\/\/.+/, 'must be a file://, s3:// or tiny:// URI');
+
+const scorer = z
+  .object({
+    name: z.string().regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, "_" and "-"'),
+    type: z.enum(['regex', 'length', 'json']).describe('rule scorers; the catalogue grows with the jobs'),
+    weight: z.number().positive().default(1),
+    params: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+
+const resources = z
+  .object({
+    cpu: z.string().optional(),
+    memory: z.string().optional(),
+    gpu: z.number().int().nonnegative().optional(),
+  })
+  .strict();
+
+export const RunSpecSchema = z
+  .object({
+    apiVersion: z.literal('tao/v1'),
+    kind: z.literal('Round').default('Round'),
+    name: name.describe('run name; part of workflow ids, artifact paths and the registry pointer'),
+    round: z.number().int().min(1).default(1),
+    baseModel: modelUri.describe('Hugging Face model directory (file:// or s3://) or tiny://<name>'),
+    prompts: z
+      .object({
+        uri: artifactUri.describe('JSONL: {id, prompt | messages, task?}'),
+        onInvalid: z.enum(['fail', 'skip']).default('fail'),
+      })
+      .strict(),
+    evaluation: z
+      .object({
+        heldOutFraction: z.number().gt(0).lt(1).optional(),
+        heldOutUri: artifactUri.optional(),
+        samplesPerPrompt: z.number().int().min(1).max(64).default(1),
+        temperature: z.number().min(0).max(2).default(0),
+        seed: z.number().int().default(0),
+      })
+      .strict()
+      .refine((e) => (e.heldOutFraction === undefined) !== (e.heldOutUri === undefined), {
+        message: 'set exactly one of heldOutFraction and heldOutUri',
+      }),
+    generation: z
+      .object({
+        engine: z.enum(['transformers', 'vllm']).default('transformers'),
+        samplesPerPrompt: z.number().int().min(2).max(256).default(8),
+        strategies: z.array(z.enum(['plain', 'cot', 'concise', 'json'])).min(1).default(['plain']),
+        temperatures: z.array(z.number().gt(0).max(2)).min(1).default([1.0]),
+        topP: z.number().gt(0).max(1).default(1),
+        maxTokens: z.number().int().min(1).max(32768).default(256),
+        shards: z.number().int().min(1).max(2000).default(1),
+        seed: z.number().int().default(0),
+      })
+      .strict(),
+    scoring: z
+      .object({
+        scorers: z.array(scorer).min(1),
+        tasks: z
+          .record(z.string(), z.array(z.string()).min(1))
+          .default({})
+          .describe('per-task choice of scorer names; prompts without a listed task use every scorer'),
+      })
+      .strict(),
+    training: z
+      .object({
+        algorithm: z.enum(['dpo']).default('dpo'),
+        minMargin: z.number().min(0).default(0.1),
+        lora: z
+          .object({
+            r: z.number().int().min(1).default(8),
+            alpha: z.number().positive().default(16),
+            dropout: z.number().min(0).max(1).default(0),
+            targetModules: z.union([z.literal('all-linear'), z.array(z.string()).min(1)]).default('all-linear'),
+          })
+          .strict()
+          .default({ r: 8, alpha: 16, dropout: 0, targetModules: 'all-linear' }),
+        learningRate: z.number().positive().default(5e-5),
+        epochs: z.number().positive().default(1),
+        maxSteps: z.number().int().default(-1),
+        batchSize: z.number().int().min(1).default(4),
+        beta: z.number().positive().default(0.1),
+        seed: z.number().int().default(0),
+      })
+      .strict(),
+    gate: z
+      .object({
+        minImprovement: z.number().default(0).describe('tuned mean minus base mean must exceed this'),
+        promote: z.boolean().default(true),
+      })
+      .strict()
+      .default({ minImprovement: 0, promote: true }),
+    executor: z
+      .object({
+        type: z.enum(['local', 'kubernetes']).default('local'),
+        resources: z.partialRecord(z.enum(STAGES), resources).default({}),
+      })
+      .strict()
+      .default({ type: 'local', resources: {} }),
+    artifacts: z
+      .object({
+        uri: artifactUri.describe('root of all artifacts of this run'),
+        s3: z
+          .object({
+            endpoint: z.string().url().optional(),
+            region: z.string().default('us-east-1'),
+            forcePathStyle: z.boolean().default(true),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict(),
+    registry: z
+      .object({ uri: artifactUri.describe('where the promoted-model pointer lives') })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export type RunSpecInput = z.input<typeof RunSpecSchema>;
+export type RunSpec = z.output<typeof RunSpecSchema>;

@@ -1,0 +1,118 @@
+/**
+ * The stage spec: what one stage job receives (`python -m tao_jobs <stage> --spec <uri>`). Written by the
+ * stage activity next to the job's outputs; its JSON Schema (schemas/stage-spec.schema.json) is what the
+ * Python jobs validate against, so both sides share one contract.
+ */
+import { z } from 'zod';
+import { RunSpecSchema, STAGES } from './run-spec.js';
+
+const uri = z.string().regex(/^(file|s3|tiny):\/\/.+/, 'must be a file://, s3:// or tiny:// URI');
+const run = RunSpecSchema.shape;
+
+const common = {
+  apiVersion: z.literal('tao/v1'),
+  kind: z.literal('StageSpec'),
+  run: z
+    .object({
+      name: z.string(),
+      round: z.number().int(),
+      workflowId: z.string(),
+      codeVersion: z.string(),
+    })
+    .strict(),
+  /** The memo key: hash of stage, params, input digests and code version. Also the output prefix's last part. */
+  key: z.string(),
+  shard: z.object({ index: z.number().int().min(0), count: z.number().int().min(1) }).strict().nullable(),
+  output: z.string().regex(/^(file|s3):\/\/.+\/$/, 'must be a file:// or s3:// prefix ending in "/"'),
+  store: z
+    .object({ s3: z.object({ endpoint: z.string().optional(), region: z.string(), forcePathStyle: z.boolean() }).strict().optional() })
+    .strict(),
+};
+
+export const PrepareSpecSchema = z
+  .object({
+    ...common,
+    stage: z.literal('prepare'),
+    inputs: z.object({ prompts: uri, heldOut: uri.optional(), model: uri }).strict(),
+    params: z
+      .object({
+        onInvalid: z.enum(['fail', 'skip']),
+        heldOutFraction: z.number().optional(),
+        shards: z.number().int().min(1),
+        seed: z.number().int(),
+      })
+      .strict(),
+  })
+  .strict();
+
+export const GenerateSpecSchema = z
+  .object({
+    ...common,
+    stage: z.literal('generate'),
+    inputs: z.object({ prompts: uri, model: uri }).strict(),
+    params: run.generation.omit({ shards: true }).required().strict(),
+  })
+  .strict();
+
+const scoringParams = z
+  .object({
+    scorers: z.array(z.object({ name: z.string(), type: z.string(), weight: z.number(), params: z.record(z.string(), z.unknown()) }).strict()),
+    tasks: z.record(z.string(), z.array(z.string())),
+  })
+  .strict();
+
+export const ScoreSpecSchema = z
+  .object({
+    ...common,
+    stage: z.literal('score'),
+    inputs: z.object({ prompts: uri, generations: uri }).strict(),
+    params: scoringParams,
+  })
+  .strict();
+
+export const DatasetSpecSchema = z
+  .object({
+    ...common,
+    stage: z.literal('dataset'),
+    inputs: z.object({ prompts: z.array(uri).min(1), generations: z.array(uri).min(1), scores: z.array(uri).min(1) }).strict(),
+    params: z.object({ algorithm: z.enum(['dpo']), minMargin: z.number().min(0) }).strict(),
+  })
+  .strict();
+
+export const TrainSpecSchema = z
+  .object({
+    ...common,
+    stage: z.literal('train'),
+    inputs: z.object({ dataset: uri, model: uri }).strict(),
+    params: run.training.required().strict(),
+  })
+  .strict();
+
+export const EvaluateSpecSchema = z
+  .object({
+    ...common,
+    stage: z.literal('evaluate'),
+    inputs: z.object({ prompts: uri, base: uri, tuned: uri }).strict(),
+    params: z
+      .object({
+        scoring: scoringParams,
+        samplesPerPrompt: z.number().int().min(1),
+        temperature: z.number().min(0),
+        maxTokens: z.number().int().min(1),
+        seed: z.number().int(),
+        bootstrap: z.number().int().min(100).default(1000),
+      })
+      .strict(),
+  })
+  .strict();
+
+export const StageSpecSchema = z.discriminatedUnion('stage', [
+  PrepareSpecSchema,
+  GenerateSpecSchema,
+  ScoreSpecSchema,
+  DatasetSpecSchema,
+  TrainSpecSchema,
+  EvaluateSpecSchema,
+]);
+export type StageSpec = z.output<typeof StageSpecSchema>;
+export const JOB_STAGES = STAGES;
