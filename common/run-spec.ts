@@ -12,9 +12,16 @@ const name = z
   .string()
   .regex(/^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$/, 'lowercase letters, digits and "-", 1-40 characters');
 
-/** file:// and s3:// for artifacts; tiny:// for a tiny model built on the spot (demo, tests). */
-const artifactUri = z.string().regex(/^(file|s3):\/\/.+/, 'must be a file:// or s3:// URI');
-const modelUri = z.string().regex(/^(file|s3|tiny):\/\/.+/, 'must be a file://, s3:// or tiny:// URI');
+/**
+ * file:///abs, s3://bucket/key, or file:relative/path (resolved against the worker's working directory, so
+ * the examples run from a checkout); tiny://<name> is a tiny model built on the spot (demo, tests).
+ */
+const artifactUri = z
+  .string()
+  .regex(/^(file:\/\/\/.|file:[^/]|s3:\/\/[^/]+\/?)/, 'must be file:///absolute, file:relative or s3://bucket/prefix');
+const modelUri = z
+  .string()
+  .regex(/^(file:\/\/\/.|file:[^/]|s3:\/\/[^/]+\/|tiny:\/\/.)/, 'must be a file:, s3:// or tiny:// URI');
 
 const scorer = z
   .object({
@@ -111,9 +118,16 @@ export const RunSpecSchema = z
       .object({
         type: z.enum(['local', 'kubernetes']).default('local'),
         resources: z.partialRecord(z.enum(STAGES), resources).default({}),
+        heartbeatTimeoutSeconds: z
+          .number()
+          .int()
+          .min(5)
+          .max(600)
+          .default(60)
+          .describe('how fast a dead worker is noticed and its stage retried elsewhere'),
       })
       .strict()
-      .default({ type: 'local', resources: {} }),
+      .default({ type: 'local', resources: {}, heartbeatTimeoutSeconds: 60 }),
     artifacts: z
       .object({
         uri: artifactUri.describe('root of all artifacts of this run'),

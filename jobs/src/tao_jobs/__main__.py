@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 import traceback
 
@@ -13,7 +15,20 @@ from .spec import load
 STAGES = ("prepare", "generate", "score", "dataset", "train", "evaluate")
 
 
+def _exit_with_parent() -> None:
+    """With TAO_EXIT_WITH_PARENT=1 (the local executor), die when the worker dies: no orphaned jobs."""
+    if os.environ.get("TAO_EXIT_WITH_PARENT") != "1" or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        sys.exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _exit_with_parent()
     parser = argparse.ArgumentParser(prog="python -m tao_jobs")
     parser.add_argument("stage", choices=STAGES)
     parser.add_argument("--spec", required=True, help="URI of the stage spec (file:// or s3://)")

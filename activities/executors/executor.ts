@@ -1,0 +1,49 @@
+/**
+ * The executor runs one stage job (the container contract: `python -m tao_jobs <stage> --spec <uri>`,
+ * JSON-lines progress on stdout, exit codes 0/64/65/other, a one-line reason file) somewhere: a local child
+ * process (the embedded default) or a Kubernetes Job. Workflows never see which; the stage activity only
+ * sees `run()`.
+ */
+import type { JobStage, RunSpec } from '../../common/run-spec.js';
+
+export interface StageJob {
+  /** Deterministic, attempt-independent name (≤ 63 chars, DNS-1123): the identity used for adoption. */
+  name: string;
+  stage: JobStage;
+  shard: number | null;
+  specUri: string;
+  /** Where the job's log is streamed. */
+  logUri: string;
+  resources: NonNullable<RunSpec['executor']['resources'][JobStage]>;
+  labels: Record<string, string>;
+}
+
+export interface JobProgress {
+  phase: 'starting' | 'running' | 'succeeded' | 'failed';
+  done?: number;
+  total?: number;
+  message?: string;
+}
+
+export interface JobOutcome {
+  exitCode: number | null;
+  signal: string | null;
+  /** The termination message (one line written by the job). */
+  reason: string;
+  /** The last lines of the job's log, for failure messages. */
+  logTail: string[];
+}
+
+/** Why the run was interrupted: only a user cancel deletes the job; other reasons leave it for adoption. */
+export type StopReason = 'cancelled' | 'worker-shutdown' | 'timeout';
+
+export interface RunContext {
+  onProgress(p: JobProgress): void;
+  /** Aborted when the activity is cancelled; `signal.reason` is a StopReason. */
+  signal: AbortSignal;
+}
+
+export interface Executor {
+  readonly kind: RunSpec['executor']['type'];
+  run(job: StageJob, ctx: RunContext): Promise<JobOutcome>;
+}

@@ -1,0 +1,11 @@
+/** `createActivities(deps)`: the worker passes real clients; tests pass their own (dependency injection). */
+import { createRegistryActivities, type RegistryDeps } from './promote.js';
+import { createRunStage, type StageDeps } from './run-stage.js';
+
+export type ActivityDeps = StageDeps & RegistryDeps;
+
+export function createActivities(deps: ActivityDeps) {
+  return { runStage: createRunStage(deps), ...createRegistryActivities(deps) };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,39 @@
+/**
+ * Failure types, one per meaning. They travel as `ApplicationFailure.type` strings, so they are plain
+ * constants here (workflow-safe) and the activity side throws `ApplicationFailure`s with these types.
+ *
+ * | type                | when                                                    | who handles it                       |
+ * | ------------------- | ------------------------------------------------------- | ------------------------------------ |
+ * | InvalidRunSpec      | the run spec fails validation (workflow or CLI)         | the user fixes the spec; never retried |
+ * | InvalidStageSpec    | a stage job exited 64                                   | non-retryable; a bug or bad params   |
+ * | ArtifactMissing     | a stage job exited 65, or an input/manifest is missing  | non-retryable; fix the input, retry  |
+ * | StageOutOfMemory    | the job was killed by the OOM killer (137 / OOMKilled)  | non-retryable here; more memory or smaller batches |
+ * | StageFailed         | any other exit code or crash                            | retried by Temporal's activity retry |
+ * | StoreUnavailable    | the artifact store cannot be read or written            | retried                              |
+ * | GateFailed          | not an error: recorded in the result when tuned ≤ base  | the round completes unpromoted       |
+ */
+export const FailureType = {
+  InvalidRunSpec: 'InvalidRunSpec',
+  InvalidStageSpec: 'InvalidStageSpec',
+  ArtifactMissing: 'ArtifactMissing',
+  StageOutOfMemory: 'StageOutOfMemory',
+  StageFailed: 'StageFailed',
+  StoreUnavailable: 'StoreUnavailable',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/** Failure types that retrying the same activity cannot fix. */
+export const NON_RETRYABLE: FailureType[] = [
+  FailureType.InvalidRunSpec,
+  FailureType.InvalidStageSpec,
+  FailureType.ArtifactMissing,
+  FailureType.StageOutOfMemory,
+];
+
+/** Maps a stage job's exit code (the container contract) to a failure type. */
+export function failureTypeForExit(code: number | null, signal: string | null): FailureType {
+  if (code === 64) return FailureType.InvalidStageSpec;
+  if (code === 65) return FailureType.ArtifactMissing;
+  if (code === 137 || signal === 'SIGKILL') return FailureType.StageOutOfMemory;
+  return FailureType.StageFailed;
+}

@@ -1,0 +1,109 @@
+/** Shapes that cross Temporal: references, digests and small metrics only (DESIGN rule 1). */
+import type { JobStage, RunSpec } from './run-spec.js';
+
+export interface RunRef {
+  name: string;
+  round: number;
+  workflowId: string;
+}
+
+/** Input of the `runStage` activity. `inputs` are URIs (or lists of URIs, one per shard). */
+export interface RunStageInput {
+  run: RunRef;
+  stage: JobStage;
+  shard: { index: number; count: number } | null;
+  inputs: Record<string, string | string[]>;
+  params: Record<string, unknown>;
+  artifacts: RunSpec['artifacts'];
+  executor: RunSpec['executor'];
+}
+
+export interface StageResult {
+  stage: JobStage;
+  shard: number | null;
+  key: string;
+  /** Output prefix of the stage (ends with "/"). */
+  output: string;
+  manifest: string;
+  /** Output name -> absolute URI (or list of URIs). */
+  outputs: Record<string, string | string[]>;
+  records: { in: number; out: number };
+  metrics: Record<string, unknown>;
+  durationS: number;
+  /** True when a valid manifest already existed and no job ran. */
+  reused: boolean;
+  jobName: string;
+}
+
+export type StageStatus = 'pending' | 'running' | 'done' | 'reused' | 'failed' | 'skipped';
+
+export interface StageProgress {
+  status: StageStatus;
+  done: number;
+  total: number;
+  recordsIn?: number;
+  recordsOut?: number;
+  durationS?: number;
+  jobs?: number;
+  reused?: number;
+}
+
+export type RoundStage = JobStage | 'gate' | 'promote';
+
+export interface RoundProgress {
+  stage: RoundStage | 'done';
+  percent: number;
+  shardsDone: number;
+  shardsTotal: number;
+  stages: Partial<Record<RoundStage, StageProgress>>;
+}
+
+export interface ScoreSummary {
+  mean: number;
+  ciLow: number;
+  ciHigh: number;
+  meanLength?: number;
+  n: number;
+}
+
+export interface PromoteInput {
+  registry: string;
+  runName: string;
+  round: number;
+  workflowId: string;
+  modelUri: string;
+  adapterUri?: string;
+  baseModelUri: string;
+  evaluation: { base: ScoreSummary; tuned: ScoreSummary; improvement: number };
+  artifacts: RunSpec['artifacts'];
+}
+
+export interface PromoteResult {
+  pointer: string;
+  previousModelUri: string | null;
+}
+
+export interface RoundResult {
+  workflowId: string;
+  runName: string;
+  round: number;
+  specHash: string;
+  baseModel: string;
+  tunedModel: string;
+  stages: Partial<Record<RoundStage, StageProgress>>;
+  artifacts: {
+    prompts: string[];
+    heldOut: string;
+    generations: string[];
+    scores: string[];
+    dataset: string;
+    adapter: string;
+    merged: string;
+    report: string;
+  };
+  evaluation: { base: ScoreSummary; tuned: ScoreSummary; improvement: number; winRate?: number };
+  gate: { passed: boolean; reason: string };
+  promoted: boolean;
+  registryPointer: string | null;
+  reusedStages: string[];
+}

@@ -1,0 +1,132 @@
+"""A scoring plan: the configured scorers, their weights, and which ones apply to which task.
+
+Shared by the score stage (scores every generation) and the evaluate stage (scores base and tuned outputs
+with the same rules), so both read one definition of "combined score".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..contract import InvalidSpec
+from .base import Scorer, ScorerParamsError
+from .registry import SCORER_TYPES
+
+COMBINED = "combined"
+"""The scorer name of the weighted combination in ``scores.jsonl``; no configured scorer may use it."""
+
+
+@dataclass(frozen=True)
+class ConfiguredScorer:
+    name: str
+    type: str
+    weight: float
+    scorer: Scorer
+
+
+class ScoringPlan:
+    def __init__(self, scorers: list[ConfiguredScorer], tasks: dict[str, list[str]]):
+        self.scorers = scorers
+        self.tasks = tasks
+        self._by_name = {s.name: s for s in scorers}
+
+    @classmethod
+    def from_params(cls, params: dict, path: str = "params") -> ScoringPlan:
+        """Builds the plan from ``{"scorers": [{name, type, weight, params}], "tasks": {task: [names]}}``.
+
+        Raises InvalidSpec with every problem as ``<path>.scorers.<i>.<field>: reason`` (unknown type, bad
+        scorer params, duplicate names, non-positive weights, unknown scorer names in ``tasks``). ``path``
+        is where the scoring params sit in the stage spec (``params`` for score, ``params.scoring`` for
+        evaluate).
+        """
+        problems: list[str] = []
+        raw = params.get("scorers") if isinstance(params, dict) else None
+        if not isinstance(raw, list) or not raw:
+            raise InvalidSpec([f"{path}.scorers: at least one scorer is required"])
+        scorers: list[ConfiguredScorer] = []
+        seen: set[str] = set()
+        for i, s in enumerate(raw):
+            at = f"{path}.scorers.{i}"
+            if not isinstance(s, dict):
+                problems.append(f"{at}: must be an object")
+                continue
+            name, type_, weight = s.get("name"), s.get("type"), s.get("weight", 1.0)
+            if not isinstance(name, str) or not name:
+                problems.append(f"{at}.name: required, a non-empty string")
+            elif name == COMBINED:
+                problems.append(f"{at}.name: {COMBINED!r} is reserved for the weighted combination")
+            elif name in seen:
+                problems.append(f"{at}.name: duplicate scorer name {name!r}")
+            else:
+                seen.add(name)
+            if (
+                isinstance(weight, bool)
+                or not isinstance(weight, int | float)
+                or not math.isfinite(weight)
+                or weight <= 0
+            ):
+                problems.append(f"{at}.weight: must be a positive number, got {weight!r}")
+            sparams = s.get("params", {})
+            if not isinstance(sparams, dict):
+                problems.append(f"{at}.params: must be an object")
+                continue
+            factory = SCORER_TYPES.get(type_) if isinstance(type_, str) else None
+            if factory is None:
+                problems.append(
+                    f"{at}.type: unknown scorer type {type_!r} (known: {', '.join(sorted(SCORER_TYPES))})"
+                )
+                continue
+            try:
+                scorer = factory(sparams)
+            except ScorerParamsError as e:
+                problems += [f"{at}.params.{p}" for p in e.problems]
+                continue
+            if isinstance(name, str) and isinstance(weight, int | float):
+                scorers.append(ConfiguredScorer(name, type_, float(weight), scorer))
+        tasks = params.get("tasks", {}) or {}
+        if not isinstance(tasks, dict):
+            problems.append(f"{path}.tasks: must be an object mapping task names to scorer names")
+            tasks = {}
+        for task, names in tasks.items():
+            if not isinstance(names, list) or not names:
+                problems.append(f"{path}.tasks.{task}: must be a non-empty list of scorer names")
+                continue
+            for j, n in enumerate(names):
+                if n not in seen:
+                    problems.append(f"{path}.tasks.{task}.{j}: unknown scorer name {n!r}")
+        if problems:
+            raise InvalidSpec(problems)
+        return cls(scorers, {t: list(dict.fromkeys(n)) for t, n in tasks.items()})
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.scorers]
+
+    def scorers_for(self, task: str | None) -> list[ConfiguredScorer]:
+        """The scorers that apply to a task: those listed for it, or every scorer for an unlisted task."""
+        if task is not None and task in self.tasks:
+            return [self._by_name[n] for n in self.tasks[task]]
+        return list(self.scorers)
+
+    def score_group(self, prompt: dict, texts: list[str]) -> list[dict]:
+        """Scores one prompt's samples.
+
+        Returns, per text: ``{"combined": float, "scores": {name: float}, "details": {name: object}}``.
+
+        ``combined`` is the weighted mean of the applicable scorers' scores (``sum(w*s) / sum(w)``); only the
+        applicable scorers appear in ``scores`` and ``details``.
+        """
+        applicable = self.scorers_for(prompt.get("task"))
+        out = [{"combined": 0.0, "scores": {}, "details": {}} for _ in texts]
+        if not texts:
+            return out
+        total_weight = sum(s.weight for s in applicable)
+        for s in applicable:
+            results = s.scorer.score_group(prompt, texts)
+            for row, (score, details) in zip(out, results, strict=True):
+                row["scores"][s.name] = float(score)
+                row["details"][s.name] = details
+        for row in out:
+            row["combined"] = sum(s.weight * row["scores"][s.name] for s in applicable) / total_weight
+        return out

@@ -1,0 +1,23 @@
+/** Paths of the tools that scripts/setup-python.sh installs into the cached venv (temporal, weed, python). */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { REPO_ROOT } from '../../workers/config.js';
+
+export function cacheDir(): string {
+  return process.env.TAO_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'tao');
+}
+
+let ensured = false;
+
+/** The venv's bin directory, creating the venv first if needed (idempotent, cached by requirements hash). */
+export function venvBin(tool: string): string {
+  const bin = path.join(cacheDir(), 'venv', 'bin', tool);
+  if (!existsSync(bin) && !ensured) {
+    ensured = true;
+    execFileSync('bash', [path.join(REPO_ROOT, 'scripts', 'setup-python.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  if (!existsSync(bin)) throw new Error(`${bin} not found after scripts/setup-python.sh`);
+  return bin;
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/env -S npx tsx
+/**
+ * `tao`: convenience CLI over the same Temporal calls the `temporal` CLI makes.
+ *   tao dev                 Temporal dev server + Web UI + a worker, in the foreground
+ *   tao worker              a worker on task queue "tao"
+ *   tao run <spec>          start a round (--follow for progress bars, --json for the result object)
+ *   tao status <id>         a round's status, progress and result
+ *   tao validate <spec>     check a spec; every problem as "path: reason"
+ * Connection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_* (as the temporal CLI).
+ */
+import { Command } from 'commander';
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { RoundResult } from '../common/types.js';
+import { progressQuery } from '../workflows/messages.js';
+import { connectClient } from './lib/client.js';
+import { follow, renderProgress, startRound, summarise, uiLink } from './lib/round.js';
+import { loadSpecFile, SpecFileError } from './lib/spec-file.js';
+import { startDevServer } from './lib/temporal-dev.js';
+import { cacheDir } from './lib/tools.js';
+
+const program = new Command('tao').description('TAO rounds on Temporal').showHelpAfterError();
+
+/** Exit code 2 = the user's input is wrong (spec, arguments); 1 = the round or the system failed. */
+function fatal(e: unknown): never {
+  if (e instanceof SpecFileError) {
+    console.error(`invalid spec ${e.message}`);
+    process.exit(2);
+  }
+  if (e instanceof WorkflowFailedError) {
+    console.error(`round failed: ${e.cause?.message ?? e.message}`);
+    process.exit(1);
+  }
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+}
+
+program
+  .command('validate')
+  .argument('<spec>', 'run spec file (JSON or YAML)')
+  .description('validate a run spec without starting anything')
+  .action((file: string) => {
+    try {
+      const { spec } = loadSpecFile(file);
+      console.log(`${file}: valid (run ${spec.name}, round ${spec.round}, ${spec.generation.shards} shard(s))`);
+    } catch (e) {
+      fatal(e);
+    }
+  });
+
+program
+  .command('run')
+  .argument('<spec>', 'run spec file (JSON or YAML)')
+  .option('--follow', 'show stage progress until the round ends')
+  .option('--json', 'print the result object as JSON (waits for the result)')
+  .option('--no-wait', 'start and print the workflow id only')
+  .option('--workflow-id <id>', 'workflow id (default tao/<name>/round-<n>)')
+  .description('start a round')
+  .action(async (file: string, o: { follow?: boolean; json?: boolean; wait: boolean; workflowId?: string }) => {
+    try {
+      const { document, spec } = loadSpecFile(file);
+      const { client, close } = await connectClient();
+      const handle = await startRound(client, document, spec, o.workflowId);
+      console.error(`started ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
+      console.error(`Temporal Web UI: ${uiLink(handle.workflowId, handle.firstExecutionRunId)}`);
+      if (o.wait) {
+        if (o.follow) await follow(handle);
+        const result = (await handle.result()) as RoundResult;
+        console.log(o.json ? JSON.stringify(result, null, 2) : summarise(result, handle.firstExecutionRunId));
+      } else {
+        console.log(handle.workflowId);
+      }
+      await close();
+    } catch (e) {
+      fatal(e);
+    }
+  });
+
+program
+  .command('status')
+  .argument('<workflow-id>')
+  .option('--json', 'machine-readable output')
+  .description("a round's status, progress and (when finished) result")
+  .action(async (workflowId: string, o: { json?: boolean }) => {
+    try {
+      const { client, close } = await connectClient();
+      const handle = client.workflow.getHandle(workflowId);
+      const d = await handle.describe();
+      const progress = await handle.query(progressQuery).catch(() => null);
+      const result = d.status.name === 'COMPLETED' ? ((await handle.result()) as RoundResult) : null;
+      if (o.json) {
+        console.log(JSON.stringify({ workflowId, runId: d.runId, status: d.status.name, progress, result }, null, 2));
+      } else {
+        console.log(`${workflowId}: ${d.status.name}  ${uiLink(workflowId, d.runId)}`);
+        if (progress) console.log(renderProgress(progress));
+        if (result) console.log(summarise(result, d.runId));
+      }
+      await close();
+    } catch (e) {
+      fatal(e);
+    }
+  });
+
+program
+  .command('worker')
+  .description('run a worker on task queue "tao" until interrupted')
+  .action(async () => {
+    const { runWorker } = await import('../workers/main.js');
+    await runWorker().catch(fatal);
+  });
+
+program
+  .command('dev')
+  .option('--port <port>', 'Temporal frontend port', '7233')
+  .option('--ui-port <port>', 'Web UI port', '8233')
+  .option('--no-worker', 'start only the server')
+  .description('start a Temporal dev server with the Web UI (persistent, under the cache dir) and a worker')
+  .action(async (o: { port: string; uiPort: string; worker: boolean }) => {
+    try {
+      const dir = path.join(cacheDir(), 'dev');
+      const server = await startDevServer({ dir, port: Number(o.port), uiPort: Number(o.uiPort), persistent: true });
+      console.error(`Temporal ${server.owned ? 'dev server started' : 'server already running'} at ${server.address}`);
+      if (server.uiUrl) console.error(`Temporal Web UI: ${server.uiUrl}`);
+      process.env.TEMPORAL_ADDRESS ??= server.address;
+      const stopServer = async () => {
+        if (server.owned) await server.stop?.();
+      };
+      process.once('exit', () => {
+        if (server.owned && server.child?.pid) {
+          try {
+            process.kill(-server.child.pid, 'SIGTERM');
+          } catch {
+            /* gone */
+          }
+        }
+      });
+      if (o.worker) {
+        const { runWorker } = await import('../workers/main.js');
+        await runWorker();
+        await stopServer();
+      } else {
+        await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+        await stopServer();
+      }
+    } catch (e) {
+      fatal(e);
+    }
+  });
+
+await program.parseAsync();

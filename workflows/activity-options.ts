@@ -1,0 +1,42 @@
+/**
+ * One table of timeouts and retries per stage (DESIGN rules 2 and 6). Heartbeat timeouts are short so a dead
+ * worker is noticed quickly; start-to-close is generous (runtime + queueing); schedule-to-close is the
+ * stage's whole budget across retries. Non-retryable failure types stop Temporal's retries at once.
+ */
+import type { ActivityOptions } from '@temporalio/workflow';
+import { NON_RETRYABLE } from '../common/errors.js';
+import type { JobStage } from '../common/run-spec.js';
+
+const retry: ActivityOptions['retry'] = {
+  initialInterval: '5s',
+  backoffCoefficient: 2,
+  maximumInterval: '2m',
+  maximumAttempts: 3,
+  nonRetryableErrorTypes: [...NON_RETRYABLE],
+};
+
+const budget: Record<JobStage, { startToClose: string; scheduleToClose: string }> = {
+  prepare: { startToClose: '1h', scheduleToClose: '4h' },
+  generate: { startToClose: '12h', scheduleToClose: '36h' },
+  score: { startToClose: '12h', scheduleToClose: '36h' },
+  dataset: { startToClose: '1h', scheduleToClose: '4h' },
+  train: { startToClose: '24h', scheduleToClose: '72h' },
+  evaluate: { startToClose: '6h', scheduleToClose: '18h' },
+};
+
+export function stageActivityOptions(stage: JobStage, heartbeatTimeoutSeconds: number): ActivityOptions {
+  return {
+    startToCloseTimeout: budget[stage].startToClose,
+    scheduleToCloseTimeout: budget[stage].scheduleToClose,
+    heartbeatTimeout: `${heartbeatTimeoutSeconds}s`,
+    retry,
+    summary: stage,
+  };
+}
+
+/** Small bookkeeping activities (registry pointer, round record): quick, retried on store trouble. */
+export const bookkeepingOptions: ActivityOptions = {
+  startToCloseTimeout: '2m',
+  scheduleToCloseTimeout: '30m',
+  retry: { ...retry, maximumAttempts: 10 },
+};

@@ -1,0 +1,2 @@
+/** Workflow entry points registered on task queue `tao` (names are public API). */
+export { taoRound } from './tao-round.js';
