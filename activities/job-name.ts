@@ -16,6 +16,7 @@ export function jobName(id: {
   const full = `${id.workflowId}|${id.round}|${id.stage}|${id.shard ?? '-'}|${id.generation}`;
   const hash = createHash('sha256').update(full).digest('hex').slice(0, 10);
   const readable = id.workflowId
+    .replace(/^tao\//, '') // the default ids all start with tao/: do not spend characters on it
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-+|-+$/g, '');

@@ -59,8 +59,8 @@ async function digestExternal(store: ArtifactStore, name: string, uri: string): 
   return sha256(listing.map((o) => `${o.uri.slice(uri.length)}:${o.size}:${o.etag ?? ''}`).join('\n'));
 }
 
-function stopReason(): StopReason {
-  const d = Context.current().cancellationDetails;
+function stopReason(ctx: Context): StopReason {
+  const d = ctx.cancellationDetails;
   if (d?.cancelRequested) return 'cancelled';
   if (d?.workerShutdown) return 'worker-shutdown';
   return 'timeout';
@@ -135,7 +135,7 @@ export function createRunStage(deps: StageDeps) {
     const beat = () => ctx.heartbeat({ jobName: name, logUri, ...last });
     const ticker = setInterval(beat, deps.heartbeatEveryMs ?? 5000);
     const abort = new AbortController();
-    const onCancel = () => abort.abort(stopReason());
+    const onCancel = () => abort.abort(stopReason(ctx));
     ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
     let outcome;
     try {

@@ -20,11 +20,13 @@ export interface TaoWorkerOptions {
 
 export function defaultDeps(options: TaoWorkerOptions = {}): ActivityDeps & { local: LocalExecutor } {
   const storeFor: ActivityDeps['storeFor'] = (artifacts) => openStore(artifacts);
-  const local = new LocalExecutor({ python: options.python ?? defaultPython(), jobsSrc: JOBS_SRC, store: openStore({}) });
+  // TAO_JOBS_SRC points the local executor at another jobs package (tests use a scripted stand-in).
+  const jobsSrc = process.env.TAO_JOBS_SRC ?? JOBS_SRC;
+  const local = new LocalExecutor({ python: options.python ?? defaultPython(), jobsSrc, store: openStore({}) });
   return {
     storeFor,
     executors: { local },
-    codeVersion: jobsCodeVersion(),
+    codeVersion: jobsCodeVersion(jobsSrc),
     baseDir: options.baseDir ?? process.cwd(),
     local,
     ...options.deps,
@@ -38,7 +40,7 @@ export async function createTaoWorker(options: TaoWorkerOptions = {}) {
   const worker = await Worker.create({
     connection,
     namespace: options.namespace ?? env.namespace,
-    taskQueue: options.taskQueue ?? TASK_QUEUE,
+    taskQueue: options.taskQueue ?? process.env.TAO_TASK_QUEUE ?? TASK_QUEUE,
     workflowsPath: new URL('../workflows/index.ts', import.meta.url).pathname,
     activities: createActivities(deps),
     // Stage activities mostly wait on child processes or Jobs: many can run at once without CPU pressure.

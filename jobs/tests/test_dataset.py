@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_spec, read_jsonl, run_stage, spec_output, write_jsonl
 
+from conftest import make_spec, read_jsonl, run_stage, spec_output, write_jsonl
 from tao_jobs.contract import BadInput, InvalidSpec
 from tao_jobs.spec import load
 from tao_jobs.stages import dataset
@@ -12,7 +12,9 @@ from tao_jobs.stages import dataset
 MESSAGES = {pid: [{"role": "user", "content": f"question {pid}?"}] for pid in "abcd"}
 
 
-def write_shard(tmp_path, i: int, scores: dict[str, dict[object, float]], extra_rows: list | None = None) -> None:
+def write_shard(
+    tmp_path, i: int, scores: dict[str, dict[object, float]], extra_rows: list | None = None
+) -> None:
     """One shard: prompts, generations and scores; ``scores`` maps prompt_id -> {sample_id: combined}."""
     prompts = [{"prompt_id": pid, "messages": MESSAGES[pid], "task": None} for pid in scores]
     gens, rows = [], []
@@ -98,7 +100,11 @@ def test_inconsistent_inputs(tmp_path):
     uri = make_spec(
         "dataset",
         tmp_path,
-        inputs={"prompts": ["in/p0.jsonl"], "generations": ["in/g0.jsonl", "in/g0.jsonl"], "scores": ["in/s0.jsonl"]},
+        inputs={
+            "prompts": ["in/p0.jsonl"],
+            "generations": ["in/g0.jsonl", "in/g0.jsonl"],
+            "scores": ["in/s0.jsonl"],
+        },
     )
     with pytest.raises(InvalidSpec, match="inputs.generations: 2 entries but inputs.prompts has 1"):
         run_in_process(uri)
@@ -107,7 +113,9 @@ def test_inconsistent_inputs(tmp_path):
     with pytest.raises(BadInput, match=r"s0.jsonl:5: score for sample 's9' of prompt 'a', not generated"):
         run_in_process(spec_for(tmp_path, 1))
     write_shard(tmp_path, 0, {"a": {"s0": 0.1, "s1": 0.9}})
-    (tmp_path / "in" / "s0.jsonl").write_text("\n".join((tmp_path / "in" / "s0.jsonl").read_text().splitlines()[:3]))
+    (tmp_path / "in" / "s0.jsonl").write_text(
+        "\n".join((tmp_path / "in" / "s0.jsonl").read_text().splitlines()[:3])
+    )
     with pytest.raises(BadInput, match=r"g0.jsonl:2: sample 's1' of prompt 'a' has no 'combined' score"):
         run_in_process(spec_for(tmp_path, 1))
     (tmp_path / "in" / "s0.jsonl").write_text('{"prompt_id": "a", "sample_id": "s0", "scorer": "combined"}\n')

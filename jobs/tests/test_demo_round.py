@@ -157,6 +157,7 @@ if __name__ == "__main__":
     ap.add_argument("--seed", type=int, default=None, help="overrides generation, training and evaluation seeds")
     ap.add_argument("--prompts", type=int, default=0, help="use a subset of N prompts (0: all)")
     ap.add_argument("--set", action="append", default=[], help="override a run-spec field: path=json")
+    ap.add_argument("--keep", default=None, help="write the artifacts under this directory (kept)")
     args = ap.parse_args()
     overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     if args.seed is not None:
@@ -164,6 +165,7 @@ if __name__ == "__main__":
         overrides |= {"baseModel": f"tiny://demo?seed={args.seed}"}
     run = _load_round(**overrides)
     with tempfile.TemporaryDirectory() as tmp:
+        tmp = args.keep or tmp
         src = DEMO / "prompts.jsonl"
         uri = _subset(src, args.prompts, Path(tmp) / "p.jsonl") if args.prompts else src.as_uri()
         out = run_round(copy.deepcopy(run), Path(tmp) / "artifacts", uri)

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from conftest import write_jsonl
 
+from conftest import write_jsonl
 from tao_jobs.contract import BadInput
-from tao_jobs.prompts import MAX_LISTED, expand, iter_jsonl, read_artifact, read_prepared, read_prompts
+from tao_jobs.prompts import (
+    MAX_LISTED,
+    expand,
+    iter_jsonl,
+    read_artifact,
+    read_prepared,
+    read_prompts,
+)
+from tao_jobs.prompts import write_jsonl as write_rows
 from tao_jobs.store import Store
 
 
@@ -131,3 +139,14 @@ def test_expand_prefix(tmp_path):
     assert expand(Store(), prefix + "a.jsonl") == [prefix + "a.jsonl"]
     with pytest.raises(BadInput, match="no .jsonl files"):
         expand(Store(), (tmp_path / "empty").as_uri() + "/")
+
+
+def test_unicode_line_separators_inside_strings_do_not_split_rows(tmp_path):
+    text = "a\u2028b\u0085c\u2029d"
+    path = tmp_path / "p.jsonl"
+    write_rows(path, [{"id": "u", "prompt": text}, {"id": "v", "prompt": "plain"}])
+    contents = [p["messages"][0]["content"] for p in read_prompts(Store(), path.as_uri()).prompts]
+    assert contents == [text, "plain"]
+    assert [n for n, _ in iter_jsonl(Store(), path.as_uri())] == [1, 2]
+    path.write_text(path.read_text().replace("\n", "\r\n"))  # CRLF files too
+    assert len(read_prompts(Store(), path.as_uri()).prompts) == 2

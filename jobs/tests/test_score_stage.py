@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_spec, read_jsonl, read_manifest, run_stage, spec_output, write_jsonl
 
+from conftest import make_spec, read_jsonl, read_manifest, run_stage, spec_output, write_jsonl
 from tao_jobs.contract import BadInput, InvalidSpec
 from tao_jobs.spec import load
 from tao_jobs.stages import score
@@ -43,7 +43,12 @@ def setup_inputs(tmp_path, generations: list, raw_lines: dict | None = None) -> 
 def test_scores_every_sample_with_applicable_scorers(tmp_path):
     setup_inputs(
         tmp_path,
-        [gen("a", "a-0", "8"), gen("a", "a-1", "eight legs in all"), gen("b", "b-0", "hi 1"), gen("b", "b-1", "hi 2")],
+        [
+            gen("a", "a-0", "8"),
+            gen("a", "a-1", "eight legs in all"),
+            gen("b", "b-0", "hi 1"),
+            gen("b", "b-1", "hi 2"),
+        ],
     )
     spec = make_spec("score", tmp_path, params=PARAMS)
     rc, _, stderr, _ = run_stage("score", spec)
@@ -59,7 +64,13 @@ def test_scores_every_sample_with_applicable_scorers(tmp_path):
     assert ("b", "b-0", "digit") not in table  # task "chat" uses only "short"
     assert table[("b", "b-0", "combined")] == 1.0
     assert len(rows) == 2 * 3 + 2 * 2
-    assert rows[0] == {"prompt_id": "a", "sample_id": "a-0", "scorer": "digit", "score": 1.0, "details": {"matched": True}}
+    assert rows[0] == {
+        "prompt_id": "a",
+        "sample_id": "a-0",
+        "scorer": "digit",
+        "score": 1.0,
+        "details": {"matched": True},
+    }
     assert "details" not in rows[2] and rows[2]["scorer"] == "combined"
     metrics = m["metrics"]
     assert metrics["samples"] == 4 and metrics["prompts"] == 2
@@ -80,7 +91,9 @@ def test_unknown_prompt_id_names_file_and_line(tmp_path):
 
 
 def test_corrupt_generation_line_names_file_and_line(tmp_path):
-    setup_inputs(tmp_path, [gen("a", "a-0", "x"), None, gen("a", "a-2", "y")], raw_lines={2: '{"prompt_id": "a"'})
+    setup_inputs(
+        tmp_path, [gen("a", "a-0", "x"), None, gen("a", "a-2", "y")], raw_lines={2: '{"prompt_id": "a"'}
+    )
     uri = (tmp_path / "in" / "generations.jsonl").as_uri()
     rc, _, _, reason = run_stage("score", make_spec("score", tmp_path, params=PARAMS))
     assert rc == 65
@@ -101,7 +114,10 @@ def test_duplicate_sample_and_missing_text(tmp_path):
 
 def test_bad_scorer_params_exit_64(tmp_path):
     setup_inputs(tmp_path, [gen("a", "a-0", "x")])
-    params = {"scorers": [{"name": "r", "type": "regex", "weight": 1, "params": {"pattern": "("}}], "tasks": {}}
+    params = {
+        "scorers": [{"name": "r", "type": "regex", "weight": 1, "params": {"pattern": "("}}],
+        "tasks": {},
+    }
     rc, _, _, reason = run_stage("score", make_spec("score", tmp_path, params=params))
     assert rc == 64
     assert "params.scorers.0.params.pattern: not a valid regular expression" in reason

@@ -73,11 +73,16 @@ def test_length_values(params, text, expected):
         ({}, "  [1, 2]  ", 1.0, None),  # the whole text may be any JSON value
         ({}, "8", 1.0, None),
         ({}, 'Sure! ```json\n{"a": {"b": 2}}\n``` done', 1.0, None),  # first {...} block
-        ({}, "{not json} then {\"ok\": true}", 1.0, None),  # first block that parses
+        ({}, '{not json} then {"ok": true}', 1.0, None),  # first block that parses
         ({}, "no json here", 0.0, "no JSON value found"),
         ({}, "{broken", 0.0, "no JSON value found"),
         ({"schema": {"type": "object", "required": ["answer"]}}, '{"answer": 3}', 1.0, None),
-        ({"schema": {"type": "object", "required": ["answer"]}}, '{"other": 3}', 0.0, "schema: $: 'answer' is"),
+        (
+            {"schema": {"type": "object", "required": ["answer"]}},
+            '{"other": 3}',
+            0.0,
+            "schema: $: 'answer' is",
+        ),
         (
             {"schema": {"type": "object", "properties": {"n": {"type": "integer"}}}},
             'x {"n": "three"}',

@@ -24,11 +24,17 @@ MAX_LISTED = 20
 ROLES = ("system", "user", "assistant")
 
 
+def lines(text: str) -> list[str]:
+    """Splits on ``\n`` only: ``str.splitlines`` also splits on U+2028, U+0085 and friends, which JSON
+    writers (``ensure_ascii=False``) leave raw inside strings, so it would cut a valid row in two."""
+    return text.split("\n")
+
+
 def iter_jsonl(store: Store, uri: str) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line; BadInput ``<uri>:<line>: ...`` for a line that is not
     a JSON object. A missing file or non-UTF-8 content is BadInput too (from the store)."""
     text = store.read_text(uri)
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(lines(text), start=1):
         if not line.strip():
             continue
         try:
@@ -171,7 +177,7 @@ def read_prompts(store: Store, uri: str, on_invalid: str = "fail") -> PromptSour
     ``MAX_LISTED`` problems as ``line N: reason``) or ``"skip"`` (drop and count them)."""
     src = PromptSource(uri)
     text = store.read_text(uri)
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(lines(text), start=1):
         if not line.strip():
             continue
         src.lines += 1

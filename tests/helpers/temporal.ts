@@ -1,0 +1,53 @@
+/** Workers and clients against the test run's real Temporal dev server. */
+import { Client, Connection } from '@temporalio/client';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { inject } from 'vitest';
+import { createActivities, type ActivityDeps } from '../../activities/index.js';
+
+// Workers log every state change and activity failure at INFO/WARN; the tests assert on failures themselves.
+Runtime.install({ logger: new DefaultLogger('ERROR') });
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+
+/** One workflow bundle per test file (bundling is the slow part of creating a worker). */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: path.resolve('workflows/index.ts'), logger: quietLogger });
+  return bundle;
+}
+
+const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+export async function testClient(): Promise<{ client: Client; close: () => Promise<void> }> {
+  const connection = await Connection.connect({ address: inject('temporalAddress') });
+  return { client: new Client({ connection }), close: () => connection.close() };
+}
+
+export function uniqueQueue(name: string): string {
+  return `${name}-${randomUUID().slice(0, 8)}`;
+}
+
+/** Runs `fn` while a worker with the given activity deps polls `taskQueue`. */
+export async function withWorker<T>(taskQueue: string, deps: ActivityDeps, fn: () => Promise<T>): Promise<T> {
+  const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+  const worker = await Worker.create({
+    connection,
+    taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities: createActivities(deps),
+    shutdownGraceTime: '2s',
+  });
+  try {
+    return await worker.runUntil(fn());
+  } finally {
+    await connection.close();
+  }
+}
