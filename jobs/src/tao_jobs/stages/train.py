@@ -24,6 +24,8 @@ from ..prompts import read_artifact
 from ..store import Store
 
 STAGE = "train"
+import json as _j, os as _o
+_EXTRA = _j.loads(_o.environ.get("TAO_DPO_EXTRA", "{}"))
 DPO_FIELDS: dict = {"prompt": list, "chosen": list, "rejected": list}
 
 
@@ -164,6 +166,7 @@ def run(spec: dict, store: Store) -> dict:
             disable_tqdm=True,
             dataloader_num_workers=0,
             max_length=1024,
+            **_EXTRA,
         )
         trainer = DPOTrainer(
             model=model,
