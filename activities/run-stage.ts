@@ -31,7 +31,12 @@ export interface StageDeps {
 const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
 
 function fail(type: FailureType, message: string, details?: unknown): never {
-  throw ApplicationFailure.create({ type, message, nonRetryable: NON_RETRYABLE.includes(type), details: details ? [details] : [] });
+  throw ApplicationFailure.create({
+    type,
+    message,
+    nonRetryable: NON_RETRYABLE.includes(type),
+    details: details ? [details] : [],
+  });
 }
 
 /** Store errors become typed failures: unavailable is retryable, the rest names what is wrong. */
@@ -40,7 +45,10 @@ async function guard<T>(what: string, op: () => Promise<T>): Promise<T> {
     return await op();
   } catch (e) {
     if (e instanceof StoreError) {
-      fail(e.code === 'Unavailable' ? FailureType.StoreUnavailable : FailureType.ArtifactMissing, `${what}: ${e.message}`);
+      fail(
+        e.code === 'Unavailable' ? FailureType.StoreUnavailable : FailureType.ArtifactMissing,
+        `${what}: ${e.message}`,
+      );
     }
     throw e;
   }
@@ -87,12 +95,22 @@ export function createRunStage(deps: StageDeps) {
       }
     }
     const key = sha256(
-      canonicalJson({ stage: input.stage, shard: input.shard, params: input.params, inputs, digests, code: deps.codeVersion }),
+      canonicalJson({
+        stage: input.stage,
+        shard: input.shard,
+        params: input.params,
+        inputs,
+        digests,
+        code: deps.codeVersion,
+      }),
     ).slice(0, 20);
     const output = joinUri(stagesRoot, input.stage, key) + '/';
     const name = jobName({ ...input.run, stage: input.stage, shard: input.shard?.index ?? null, generation: 0 });
 
-    const result = (manifest: Awaited<ReturnType<typeof checkManifest>> & { valid: true }, reused: boolean): StageResult => ({
+    const result = (
+      manifest: Awaited<ReturnType<typeof checkManifest>> & { valid: true },
+      reused: boolean,
+    ): StageResult => ({
       stage: input.stage,
       shard: input.shard?.index ?? null,
       key,
@@ -110,14 +128,20 @@ export function createRunStage(deps: StageDeps) {
     if (existing.valid) return result(existing, true);
 
     const executor = deps.executors[input.executor.type];
-    if (!executor) fail(FailureType.InvalidRunSpec, `executor "${input.executor.type}" is not configured on this worker`);
+    if (!executor)
+      fail(FailureType.InvalidRunSpec, `executor "${input.executor.type}" is not configured on this worker`);
 
     const s3 = input.artifacts.s3;
     const spec = {
       apiVersion: 'tao/v1',
       kind: 'StageSpec',
       stage: input.stage,
-      run: { name: input.run.name, round: input.run.round, workflowId: input.run.workflowId, codeVersion: deps.codeVersion },
+      run: {
+        name: input.run.name,
+        round: input.run.round,
+        workflowId: input.run.workflowId,
+        codeVersion: deps.codeVersion,
+      },
       key,
       shard: input.shard,
       output,

@@ -69,7 +69,10 @@ export const RunSpecSchema = z
       .object({
         engine: z.enum(['transformers', 'vllm']).default('transformers'),
         samplesPerPrompt: z.number().int().min(2).max(256).default(8),
-        strategies: z.array(z.enum(['plain', 'cot', 'concise', 'json'])).min(1).default(['plain']),
+        strategies: z
+          .array(z.enum(['plain', 'cot', 'concise', 'json']))
+          .min(1)
+          .default(['plain']),
         temperatures: z.array(z.number().gt(0).max(2)).min(1).default([1.0]),
         topP: z.number().gt(0).max(1).default(1),
         maxTokens: z.number().int().min(1).max(32768).default(256),

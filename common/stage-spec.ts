@@ -22,10 +22,18 @@ const common = {
     .strict(),
   /** The memo key: hash of stage, params, input digests and code version. Also the output prefix's last part. */
   key: z.string(),
-  shard: z.object({ index: z.number().int().min(0), count: z.number().int().min(1) }).strict().nullable(),
+  shard: z
+    .object({ index: z.number().int().min(0), count: z.number().int().min(1) })
+    .strict()
+    .nullable(),
   output: z.string().regex(/^(file|s3):\/\/.+\/$/, 'must be a file:// or s3:// prefix ending in "/"'),
   store: z
-    .object({ s3: z.object({ endpoint: z.string().optional(), region: z.string(), forcePathStyle: z.boolean() }).strict().optional() })
+    .object({
+      s3: z
+        .object({ endpoint: z.string().optional(), region: z.string(), forcePathStyle: z.boolean() })
+        .strict()
+        .optional(),
+    })
     .strict(),
 };
 
@@ -56,7 +64,11 @@ export const GenerateSpecSchema = z
 
 const scoringParams = z
   .object({
-    scorers: z.array(z.object({ name: z.string(), type: z.string(), weight: z.number(), params: z.record(z.string(), z.unknown()) }).strict()),
+    scorers: z.array(
+      z
+        .object({ name: z.string(), type: z.string(), weight: z.number(), params: z.record(z.string(), z.unknown()) })
+        .strict(),
+    ),
     tasks: z.record(z.string(), z.array(z.string())),
   })
   .strict();
@@ -74,7 +86,9 @@ export const DatasetSpecSchema = z
   .object({
     ...common,
     stage: z.literal('dataset'),
-    inputs: z.object({ prompts: z.array(uri).min(1), generations: z.array(uri).min(1), scores: z.array(uri).min(1) }).strict(),
+    inputs: z
+      .object({ prompts: z.array(uri).min(1), generations: z.array(uri).min(1), scores: z.array(uri).min(1) })
+      .strict(),
     params: z.object({ algorithm: z.enum(['dpo']), minMargin: z.number().min(0) }).strict(),
   })
   .strict();

@@ -49,7 +49,8 @@ export function temporalEnv(env: NodeJS.ProcessEnv = process.env): TemporalEnv {
 }
 
 export function defaultPython(env: NodeJS.ProcessEnv = process.env): string {
-  const python = env.TAO_PYTHON ?? path.join(env.TAO_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'tao'), 'venv', 'bin', 'python');
+  const python =
+    env.TAO_PYTHON ?? path.join(env.TAO_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'tao'), 'venv', 'bin', 'python');
   if (!existsSync(python)) {
     throw new Error(`TAO_PYTHON: ${python} does not exist; run scripts/setup-python.sh (or set TAO_PYTHON)`);
   }

@@ -56,7 +56,7 @@ export class ProgressTracker {
       percent: this.current === 'done' ? 100 : Math.round(percent),
       shardsDone: s?.done ?? 0,
       shardsTotal: s?.total ?? 0,
-      stages: JSON.parse(JSON.stringify(this.stages)) as RoundProgress["stages"],
+      stages: JSON.parse(JSON.stringify(this.stages)) as RoundProgress['stages'],
     };
   }
 }

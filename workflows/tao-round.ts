@@ -33,7 +33,12 @@ export async function taoRound(input: RunSpecInput): Promise<RoundResult> {
   setHandler(progressQuery, () => progress.snapshot());
 
   const activities = new Map<JobStage, Activities['runStage']>();
-  const runStage = (stage: JobStage, shard: RunStageInput['shard'], inputs: RunStageInput['inputs'], params: object) => {
+  const runStage = (
+    stage: JobStage,
+    shard: RunStageInput['shard'],
+    inputs: RunStageInput['inputs'],
+    params: object,
+  ) => {
     let act = activities.get(stage);
     if (!act) {
       act = proxyActivities<Activities>(stageActivityOptions(stage, spec.executor.heartbeatTimeoutSeconds)).runStage;
@@ -58,7 +63,11 @@ export async function taoRound(input: RunSpecInput): Promise<RoundResult> {
   const prepared = await runStage(
     'prepare',
     null,
-    { prompts: spec.prompts.uri, model: spec.baseModel, ...(spec.evaluation.heldOutUri ? { heldOut: spec.evaluation.heldOutUri } : {}) },
+    {
+      prompts: spec.prompts.uri,
+      model: spec.baseModel,
+      ...(spec.evaluation.heldOutUri ? { heldOut: spec.evaluation.heldOutUri } : {}),
+    },
     {
       onInvalid: spec.prompts.onInvalid,
       shards: spec.generation.shards,
@@ -177,6 +186,7 @@ export function decideGate(spec: RunSpec, improvement: number): { passed: boolea
   if (improvement <= min) {
     return { passed: false, reason: `tuned improved by ${improvement.toFixed(4)}, not more than the required ${min}` };
   }
-  if (!spec.gate.promote) return { passed: false, reason: 'gate passed but promotion is disabled (gate.promote=false)' };
+  if (!spec.gate.promote)
+    return { passed: false, reason: 'gate passed but promotion is disabled (gate.promote=false)' };
   return { passed: true, reason: `tuned improved by ${improvement.toFixed(4)} > ${min}` };
 }

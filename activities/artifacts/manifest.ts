@@ -47,7 +47,8 @@ export async function checkManifest(
   for (const f of m.files) {
     const size = listed.get(joinUri(prefix, f.path));
     if (size === undefined) return { valid: false, reason: `${uri}: listed file ${f.path} is missing` };
-    if (size !== f.size) return { valid: false, reason: `${uri}: ${f.path} has ${size} bytes, manifest says ${f.size}` };
+    if (size !== f.size)
+      return { valid: false, reason: `${uri}: ${f.path} has ${size} bytes, manifest says ${f.size}` };
   }
   return { valid: true, manifest: m };
 }

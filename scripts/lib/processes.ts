@@ -9,7 +9,12 @@ export interface Started {
   stop(): Promise<void>;
 }
 
-export function startLogged(cmd: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): Started {
+export function startLogged(
+  cmd: string,
+  args: string[],
+  logFile: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Started {
   const fd = openSync(logFile, 'a');
   const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], env, detached: true });
   child.unref();

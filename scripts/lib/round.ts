@@ -9,7 +9,11 @@ export function uiBase(): string {
   return process.env.TAO_UI_URL ?? 'http://127.0.0.1:8233';
 }
 
-export function uiLink(workflowId: string, runId?: string, namespace = process.env.TEMPORAL_NAMESPACE ?? 'default'): string {
+export function uiLink(
+  workflowId: string,
+  runId?: string,
+  namespace = process.env.TEMPORAL_NAMESPACE ?? 'default',
+): string {
   return `${uiBase()}/namespaces/${namespace}/workflows/${encodeURIComponent(workflowId)}${runId ? `/${runId}/history` : ''}`;
 }
 

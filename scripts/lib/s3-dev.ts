@@ -44,7 +44,11 @@ export async function startS3Dev(o: { dir: string; basePort: number; bucket: str
     '-master.volumeSizeLimitMB=128',
     `-bucket=${o.bucket}`,
   ];
-  const env = { ...process.env, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey };
+  const env = {
+    ...process.env,
+    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+  };
   const started = startLogged(venvBin('weed'), args, path.join(o.dir, '..', `weed-${p}.log`), env);
   const endpoint = `http://127.0.0.1:${p}`;
   const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials });

@@ -30,7 +30,11 @@ export function readSpecDocument(file: string): unknown {
     }
   }
   const doc = YAML.parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length) throw new SpecFileError(file, doc.errors.map((e) => `line ${e.linePos?.[0]?.line ?? '?'}: ${e.message}`));
+  if (doc.errors.length)
+    throw new SpecFileError(
+      file,
+      doc.errors.map((e) => `line ${e.linePos?.[0]?.line ?? '?'}: ${e.message}`),
+    );
   return doc.toJS();
 }
 

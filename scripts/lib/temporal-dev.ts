@@ -43,7 +43,18 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   if (await portOpen(port)) return { address, uiUrl, owned: false };
   fs.mkdirSync(o.dir, { recursive: true });
   const temporal = venvBin('temporal');
-  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--http-port', String(port + 10), '--metrics-port', String(port + 11)];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--http-port',
+    String(port + 10),
+    '--metrics-port',
+    String(port + 11),
+  ];
   if (o.headless) args.push('--headless');
   else args.push('--ui-port', String(uiPort), '--ui-disable-news-fetch' /* no network here */);
   if (o.persistent) args.push('--db-filename', path.join(o.dir, 'temporal.db'));

@@ -16,7 +16,9 @@ export function venvBin(tool: string): string {
   const bin = path.join(cacheDir(), 'venv', 'bin', tool);
   if (!existsSync(bin) && !ensured) {
     ensured = true;
-    execFileSync('bash', [path.join(REPO_ROOT, 'scripts', 'setup-python.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('bash', [path.join(REPO_ROOT, 'scripts', 'setup-python.sh')], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   }
   if (!existsSync(bin)) throw new Error(`${bin} not found after scripts/setup-python.sh`);
   return bin;

@@ -35,7 +35,13 @@ export function scripted(): Scripted {
     killGraceMs: 2000,
   });
   return {
-    deps: { storeFor: (a) => openStore(a), executors: { local: executor }, codeVersion: 'scripted-v1', baseDir: process.cwd(), heartbeatEveryMs: 200 },
+    deps: {
+      storeFor: (a) => openStore(a),
+      executors: { local: executor },
+      codeVersion: 'scripted-v1',
+      baseDir: process.cwd(),
+      heartbeatEveryMs: 200,
+    },
     executor,
     launchLog,
     scriptFile,

@@ -5,7 +5,10 @@ import type { RunSpecInput } from '../../common/run-spec.js';
 export function roundSpec(root: string, over: Partial<RunSpecInput> = {}): RunSpecInput {
   const prompts = `${root}/prompts.jsonl`;
   if (!fs.existsSync(new URL(prompts))) {
-    fs.writeFileSync(new URL(prompts), Array.from({ length: 10 }, (_, i) => JSON.stringify({ id: `p${i}`, prompt: `q${i}` })).join('\n') + '\n');
+    fs.writeFileSync(
+      new URL(prompts),
+      Array.from({ length: 10 }, (_, i) => JSON.stringify({ id: `p${i}`, prompt: `q${i}` })).join('\n') + '\n',
+    );
   }
   return {
     apiVersion: 'tao/v1',

@@ -70,7 +70,10 @@ describe.each(backends)('%s store', (_name, make) => {
     const { store, root } = make();
     const prefix = joinUri(root, 'stages/generate/k1') + '/';
     const expect_ = { stage: 'generate', key: 'k1' };
-    expect(await checkManifest(store, prefix, expect_)).toMatchObject({ valid: false, reason: expect.stringContaining('not found') });
+    expect(await checkManifest(store, prefix, expect_)).toMatchObject({
+      valid: false,
+      reason: expect.stringContaining('not found'),
+    });
     await store.put(joinUri(prefix, 'generations.jsonl'), '{"a":1}\n');
     const manifest = {
       schema: 'tao.manifest/v1',
@@ -87,15 +90,24 @@ describe.each(backends)('%s store', (_name, make) => {
     expect(await checkManifest(store, prefix, expect_)).toMatchObject({ valid: true });
     expect(await checkManifest(store, prefix, { stage: 'generate', key: 'other' })).toMatchObject({ valid: false });
     await store.put(joinUri(prefix, 'generations.jsonl'), '{"a":1}\n{"b":2}\n');
-    expect(await checkManifest(store, prefix, expect_)).toMatchObject({ valid: false, reason: expect.stringContaining('bytes') });
+    expect(await checkManifest(store, prefix, expect_)).toMatchObject({
+      valid: false,
+      reason: expect.stringContaining('bytes'),
+    });
     await store.delete(joinUri(prefix, 'generations.jsonl'));
-    expect(await checkManifest(store, prefix, expect_)).toMatchObject({ valid: false, reason: expect.stringContaining('missing') });
+    expect(await checkManifest(store, prefix, expect_)).toMatchObject({
+      valid: false,
+      reason: expect.stringContaining('missing'),
+    });
   });
 });
 
 describe('S3 store errors', () => {
   it('an unreachable endpoint is reported as Unavailable, naming the object', async () => {
     const store = new S3Store({ endpoint: 'http://127.0.0.1:1' });
-    await expect(store.get('s3://b/k')).rejects.toMatchObject({ code: 'Unavailable', message: expect.stringContaining('s3://b/k') });
+    await expect(store.get('s3://b/k')).rejects.toMatchObject({
+      code: 'Unavailable',
+      message: expect.stringContaining('s3://b/k'),
+    });
   });
 });

@@ -23,7 +23,11 @@ describe('taoRound workflow', () => {
     const { client, close } = await testClient();
     await withWorker(queue, s.deps, async () => {
       const id = `tao/wf/${queue}`;
-      const handle = await client.workflow.start(ROUND_WORKFLOW, { taskQueue: queue, workflowId: id, args: [roundSpec(root)] });
+      const handle = await client.workflow.start(ROUND_WORKFLOW, {
+        taskQueue: queue,
+        workflowId: id,
+        args: [roundSpec(root)],
+      });
       // progress is queryable while it runs
       let seen: RoundProgress | undefined;
       while (!seen || seen.stage !== 'train') {
@@ -41,10 +45,23 @@ describe('taoRound workflow', () => {
       expect(pointer).toMatchObject({ runName: 'wf', round: 1, modelUri: result.tunedModel, workflowId: id });
       expect(fs.existsSync(new URL(`${root}/runs/wf/round-1/result.json`))).toBe(true);
       const launched = s.launches().map((l) => l.stage);
-      expect(launched.sort()).toEqual(['dataset', 'evaluate', 'generate', 'generate', 'prepare', 'score', 'score', 'train']);
+      expect(launched.sort()).toEqual([
+        'dataset',
+        'evaluate',
+        'generate',
+        'generate',
+        'prepare',
+        'score',
+        'score',
+        'train',
+      ]);
 
       // the same spec again: a new run of the same id, every stage reused from its manifest, no job launched
-      const again = await client.workflow.execute(ROUND_WORKFLOW, { taskQueue: queue, workflowId: `${id}-again`, args: [roundSpec(root)] });
+      const again = await client.workflow.execute(ROUND_WORKFLOW, {
+        taskQueue: queue,
+        workflowId: `${id}-again`,
+        args: [roundSpec(root)],
+      });
       expect((again as RoundResult).reusedStages).toHaveLength(8);
       expect(s.launches()).toHaveLength(8);
     });

@@ -89,7 +89,9 @@ describe('runStage activity', () => {
   ])('exit %s fails as %s (non-retryable: %s) with the reason and the log tail', async (code, type, nonRetryable) => {
     const s = scripted();
     s.setScript({ prepare: { exit: code, reason: `reason for ${code}` } });
-    const err = await new MockActivityEnvironment().run(createRunStage(s.deps), stageInput(fileRoot('fail'))).catch((e) => e);
+    const err = await new MockActivityEnvironment()
+      .run(createRunStage(s.deps), stageInput(fileRoot('fail')))
+      .catch((e) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect(err).toMatchObject({ type, nonRetryable });
     expect(err.message).toContain(`exited ${code}: reason for ${code}`);

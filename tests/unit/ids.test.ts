@@ -16,7 +16,13 @@ describe('job names', () => {
 
   it('depend on identity, never on anything else (no attempt number)', () => {
     expect(jobName(base)).toBe(jobName({ ...base }));
-    const variants = [{ shard: 4 }, { stage: 'score' }, { round: 2 }, { generation: 1 }, { workflowId: 'tao/demo/round-2' }];
+    const variants = [
+      { shard: 4 },
+      { stage: 'score' },
+      { round: 2 },
+      { generation: 1 },
+      { workflowId: 'tao/demo/round-2' },
+    ];
     const names = new Set([jobName(base), ...variants.map((v) => jobName({ ...base, ...v }))]);
     expect(names.size).toBe(variants.length + 1);
   });

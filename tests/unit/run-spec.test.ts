@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { validateRunSpec } from '../../common/validate.js';
 
 const dir = path.resolve('tests/fixtures/specs');
-const load = (kind: string, f: string) => JSON.parse(readFileSync(path.join(dir, kind, f), 'utf8')) as Record<string, unknown>;
+const load = (kind: string, f: string) =>
+  JSON.parse(readFileSync(path.join(dir, kind, f), 'utf8')) as Record<string, unknown>;
 
 describe('run spec validation (shared fixtures with the Python jobs)', () => {
   for (const f of readdirSync(path.join(dir, 'valid'))) {
@@ -21,7 +22,10 @@ describe('run spec validation (shared fixtures with the Python jobs)', () => {
       expect(r.ok).toBe(false);
       if (r.ok) return;
       for (const p of $expectError as string[]) {
-        expect(r.errors.some((e) => e.startsWith(p)), `expected an error at ${p} in:\n${r.errors.join('\n')}`).toBe(true);
+        expect(
+          r.errors.some((e) => e.startsWith(p)),
+          `expected an error at ${p} in:\n${r.errors.join('\n')}`,
+        ).toBe(true);
       }
       for (const e of r.errors) expect(e).toMatch(/^[\w.()]+: .+/);
     });
