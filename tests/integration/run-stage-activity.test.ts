@@ -7,7 +7,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { createRunStage } from '../../activities/run-stage.js';
-import type { RunStageInput } from '../../common/types.js';
+import type { RunStageInput, StageResult } from '../../common/types.js';
 import { fileRoot } from '../helpers/env.js';
 import { scripted } from '../helpers/scripted.js';
 
@@ -24,6 +24,12 @@ function stageInput(root: string, over: Partial<RunStageInput> = {}): RunStageIn
     ...over,
   };
 }
+
+/** MockActivityEnvironment.run loses the activity's result type; restore it here. */
+const runIn = (env: MockActivityEnvironment, deps: ReturnType<typeof scripted>['deps'], input: RunStageInput) =>
+  env.run(createRunStage(deps), input) as Promise<StageResult>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a caught failure, inspected field by field
+const failureOf = (p: Promise<unknown>): Promise<any> => p.catch((e: unknown) => e);
 
 const alive = (pid: number) => {
   try {
@@ -42,7 +48,7 @@ describe('runStage activity', () => {
     const beats: Record<string, unknown>[] = [];
     env.on('heartbeat', (d: Record<string, unknown>) => beats.push(d));
     const root = fileRoot('act');
-    const r = await env.run(createRunStage(s.deps), stageInput(root));
+    const r = await runIn(env, s.deps, stageInput(root));
     expect(r.reused).toBe(false);
     expect(r.outputs.prompts).toEqual([`${r.output}prompts/shard-0000.jsonl`, `${r.output}prompts/shard-0001.jsonl`]);
     expect(r.outputs.model).toBe('tiny://t');
@@ -56,14 +62,14 @@ describe('runStage activity', () => {
   it('reuses a finished stage from its manifest without launching a job', async () => {
     const s = scripted();
     const root = fileRoot('memo');
-    const first = await new MockActivityEnvironment().run(createRunStage(s.deps), stageInput(root));
-    const second = await new MockActivityEnvironment().run(createRunStage(s.deps), stageInput(root));
+    const first = await runIn(new MockActivityEnvironment(), s.deps, stageInput(root));
+    const second = await runIn(new MockActivityEnvironment(), s.deps, stageInput(root));
     expect(second).toMatchObject({ reused: true, key: first.key, output: first.output });
     expect(s.launches()).toHaveLength(1);
     // changed input content means a new key and a new run
     const changed = stageInput(root);
     fs.writeFileSync(new URL(root + '/prompts.jsonl'), '{"id":"2","prompt":"changed"}\n');
-    const third = await new MockActivityEnvironment().run(createRunStage(s.deps), changed);
+    const third = await runIn(new MockActivityEnvironment(), s.deps, changed);
     expect(third.key).not.toBe(first.key);
     expect(s.launches()).toHaveLength(2);
   });
@@ -72,7 +78,7 @@ describe('runStage activity', () => {
     const s = scripted();
     s.setScript({ prepare: { steps: 60, sleep: 60 } });
     const env = new MockActivityEnvironment();
-    const running = env.run(createRunStage(s.deps), stageInput(fileRoot('cancel')));
+    const running = runIn(env, s.deps, stageInput(fileRoot('cancel')));
     while (s.launches().length === 0) await new Promise((r) => setTimeout(r, 100));
     await new Promise((r) => setTimeout(r, 500));
     const pid = s.launches()[0]!.pid;
@@ -89,9 +95,7 @@ describe('runStage activity', () => {
   ])('exit %s fails as %s (non-retryable: %s) with the reason and the log tail', async (code, type, nonRetryable) => {
     const s = scripted();
     s.setScript({ prepare: { exit: code, reason: `reason for ${code}` } });
-    const err = await new MockActivityEnvironment()
-      .run(createRunStage(s.deps), stageInput(fileRoot('fail')))
-      .catch((e) => e);
+    const err = await failureOf(runIn(new MockActivityEnvironment(), s.deps, stageInput(fileRoot('fail'))));
     expect(err).toBeInstanceOf(ApplicationFailure);
     expect(err).toMatchObject({ type, nonRetryable });
     expect(err.message).toContain(`exited ${code}: reason for ${code}`);
@@ -103,7 +107,7 @@ describe('runStage activity', () => {
     const root = fileRoot('missing');
     const input = stageInput(root, {});
     input.inputs = { prompts: root + '/nope.jsonl', model: 'tiny://t' };
-    const err = await new MockActivityEnvironment().run(createRunStage(s.deps), input).catch((e) => e);
+    const err = await failureOf(runIn(new MockActivityEnvironment(), s.deps, input));
     expect(err).toMatchObject({ type: 'ArtifactMissing', nonRetryable: true });
     expect(err.message).toContain('input prompts');
     expect(err.message).toContain('nope.jsonl');
