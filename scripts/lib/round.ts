@@ -23,7 +23,7 @@ export function uiLink(
  */
 export async function startRound(client: Client, document: unknown, spec: RunSpec, workflowId?: string) {
   return client.workflow.start(ROUND_WORKFLOW, {
-    taskQueue: TASK_QUEUE,
+    taskQueue: process.env.TAO_TASK_QUEUE ?? TASK_QUEUE,
     workflowId: workflowId ?? roundWorkflowId(spec.name, spec.round),
     args: [document],
     workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,

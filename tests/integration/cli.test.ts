@@ -1,0 +1,95 @@
+/**
+ * The command lines users type: `tao validate`, `tao run`, `tao status`, and the real `temporal` CLI
+ * starting and querying a round from a spec file (the workflow input is the spec document itself).
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import type { RoundResult } from '../../common/types.js';
+import { venvBin } from '../../scripts/lib/tools.js';
+import { fileRoot } from '../helpers/env.js';
+import { scripted } from '../helpers/scripted.js';
+import { roundSpec } from '../helpers/specs.js';
+import { uniqueQueue, withWorker } from '../helpers/temporal.js';
+
+const run = promisify(execFile);
+
+async function tao(args: string[], env: Record<string, string> = {}) {
+  try {
+    const r = await run(process.execPath, ['--import', 'tsx', 'scripts/tao.ts', ...args], {
+      env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), ...env },
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (e) {
+    const x = e as { code: number; stdout: string; stderr: string };
+    return { code: x.code, stdout: x.stdout, stderr: x.stderr };
+  }
+}
+
+let specFile: string;
+let root: string;
+beforeAll(() => {
+  root = fileRoot('cli');
+  specFile = path.join(new URL(root).pathname, 'spec.json');
+  fs.writeFileSync(specFile, JSON.stringify(roundSpec(root, { name: 'cli' }), null, 2));
+});
+
+describe('tao validate', () => {
+  it('accepts a valid spec', async () => {
+    const r = await tao(['validate', 'tests/fixtures/specs/valid/full-s3.json']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('valid (run support-bot, round 3, 8 shard(s))');
+  });
+
+  it('rejects an invalid spec with exit 2 and every problem as path: reason', async () => {
+    const r = await tao(['validate', 'tests/fixtures/specs/invalid/bad-uris-and-ranges.json']);
+    expect(r.code).toBe(2);
+    for (const p of ['name: ', 'prompts.uri: ', 'generation.samplesPerPrompt: ', 'generation.shards: ', 'artifacts.uri: ']) {
+      expect(r.stderr).toContain(p);
+    }
+  });
+
+  it('names the line of a YAML syntax error', async () => {
+    const file = path.join(new URL(root).pathname, 'broken.yaml');
+    fs.writeFileSync(file, 'apiVersion: tao/v1\nname: x\nprompts: {uri: "file:a.jsonl"\n');
+    const r = await tao(['validate', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/broken\.yaml:\n\s+line \d+:/);
+  });
+
+  it('names a missing file', async () => {
+    const r = await tao(['validate', 'no/such/spec.json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no/such/spec.json');
+  });
+});
+
+describe('starting rounds from the command line', () => {
+  it('tao run --json prints the result; tao status shows it; the temporal CLI starts and queries a round', async () => {
+    const s = scripted();
+    const queue = uniqueQueue('cli');
+    await withWorker(queue, s.deps, async () => {
+      const ran = await tao(['run', specFile, '--json', '--workflow-id', `tao/cli/${queue}`], { TAO_TASK_QUEUE: queue });
+      expect(ran.stderr).toContain('Temporal Web UI: http://');
+      const result = JSON.parse(ran.stdout) as RoundResult;
+      expect(result).toMatchObject({ runName: 'cli', promoted: true });
+
+      const status = await tao(['status', `tao/cli/${queue}`]);
+      expect(status.code).toBe(0);
+      expect(status.stdout).toContain('COMPLETED');
+      expect(status.stdout).toContain('PROMOTED');
+
+      // The real temporal CLI: the spec file is the workflow input, unchanged.
+      const temporal = venvBin('temporal');
+      const address = ['--address', inject('temporalAddress')];
+      const id = `tao/cli/${queue}-temporal`;
+      await run(temporal, ['workflow', 'start', '--task-queue', queue, '--type', 'taoRound', '--workflow-id', id, '--input-file', specFile, ...address]);
+      const { stdout: resultJson } = await run(temporal, ['workflow', 'result', '--workflow-id', id, '--output', 'json', ...address]);
+      expect(resultJson).toContain('"promoted": true');
+      const { stdout: progress } = await run(temporal, ['workflow', 'query', '--workflow-id', id, '--type', 'progress', '--output', 'json', ...address]);
+      expect(JSON.parse(progress)).toMatchObject({ queryResult: [{ stage: 'done', percent: 100 }] });
+    });
+  });
+});
