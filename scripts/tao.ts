@@ -16,7 +16,7 @@ import { progressQuery } from '../workflows/messages.js';
 import { connectClient } from './lib/client.js';
 import { follow, renderProgress, startRound, summarise, uiLink } from './lib/round.js';
 import { loadSpecFile, SpecFileError } from './lib/spec-file.js';
-import { startDevServer } from './lib/temporal-dev.js';
+import { startDevServer, stopDevServer } from './lib/temporal-dev.js';
 import { cacheDir } from './lib/tools.js';
 
 const program = new Command('tao').description('TAO rounds on Temporal').showHelpAfterError();
@@ -114,10 +114,15 @@ program
   .option('--port <port>', 'Temporal frontend port', '7233')
   .option('--ui-port <port>', 'Web UI port', '8233')
   .option('--no-worker', 'start only the server')
+  .option('--stop', 'stop a dev server left running in the background (e.g. by the demo)')
   .description('start a Temporal dev server with the Web UI (persistent, under the cache dir) and a worker')
-  .action(async (o: { port: string; uiPort: string; worker: boolean }) => {
+  .action(async (o: { port: string; uiPort: string; worker: boolean; stop?: boolean }) => {
     try {
       const dir = path.join(cacheDir(), 'dev');
+      if (o.stop) {
+        console.error(stopDevServer(dir) ? 'stopped the dev server' : 'no dev server started by tao is running');
+        return;
+      }
       const server = await startDevServer({ dir, port: Number(o.port), uiPort: Number(o.uiPort), persistent: true });
       console.error(`Temporal ${server.owned ? 'dev server started' : 'server already running'} at ${server.address}`);
       if (server.uiUrl) console.error(`Temporal Web UI: ${server.uiUrl}`);

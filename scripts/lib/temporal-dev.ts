@@ -61,6 +61,7 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   args.push('--dynamic-config-value', 'frontend.enableServerVersionCheck=false', '--log-level', 'warn');
   const started = startLogged(temporal, args, path.join(o.dir, 'temporal-server.log'));
+  fs.writeFileSync(pidFile(o.dir), String(started.child.pid));
   const run = promisify(execFile);
   await waitUntil(
     `Temporal dev server on ${address}`,
@@ -72,4 +73,22 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
     started.logFile,
   );
   return { ...started, address, uiUrl, owned: true };
+}
+
+export function pidFile(dir: string): string {
+  return path.join(dir, 'temporal-server.pid');
+}
+
+/** Stops a dev server left running in the background (by the demo or `tao dev --detach`), by its pid file. */
+export function stopDevServer(dir: string): boolean {
+  const file = pidFile(dir);
+  if (!fs.existsSync(file)) return false;
+  const pid = Number(fs.readFileSync(file, 'utf8'));
+  fs.rmSync(file);
+  try {
+    process.kill(-pid, 'SIGTERM');
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -61,8 +61,16 @@ def publish(
         "files": files,
         "records": {"in": records_in, "out": records_out},
         "metrics": metrics,
-        "producer": {"name": "tao_jobs", "version": __version__, "codeVersion": spec["run"].get("codeVersion")},
-        "timings": {"startedAt": started_at, "finishedAt": finished, "durationS": round(finished - started_at, 3)},
+        "producer": {
+            "name": "tao_jobs",
+            "version": __version__,
+            "codeVersion": spec["run"].get("codeVersion"),
+        },
+        "timings": {
+            "startedAt": started_at,
+            "finishedAt": finished,
+            "durationS": round(finished - started_at, 3),
+        },
     }
     try:
         store.write_bytes(join(prefix, "manifest.json"), json.dumps(manifest, indent=2).encode(), if_none_match=True)

@@ -60,7 +60,9 @@ def load(uri: str, expected_stage: str) -> tuple[dict, Store]:
         raise InvalidSpec([f"{uri}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})"]) from e
     problems = validate(doc)
     if isinstance(doc, dict) and doc.get("stage") != expected_stage:
-        problems.insert(0, f"stage: spec is for stage {doc.get('stage')!r} but the job was started as {expected_stage!r}")
+        problems.insert(
+            0, f"stage: spec is for stage {doc.get('stage')!r} but the job was started as {expected_stage!r}"
+        )
     if problems:
         raise InvalidSpec(problems)
     s3 = (doc.get("store") or {}).get("s3")

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite (what CI runs): installs what is missing, static checks, Python job tests, then the
+# TypeScript tests against real servers (Temporal dev server, SeaweedFS) started by tests/global-setup.ts.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+bash scripts/bootstrap.sh
+echo "== static checks"
+npx tsc --noEmit
+npx eslint .
+npx prettier --check . >/dev/null || { npx prettier --check .; exit 1; }
+node --import tsx scripts/gen-schema.ts --check
+node --import tsx scripts/check-bundle.ts
+echo "== Python stage jobs"
+bash scripts/test-python.sh
+echo "== TypeScript: unit, integration, end to end"
+npx vitest run "$@"
