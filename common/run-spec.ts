@@ -26,7 +26,11 @@ const modelUri = z
 const scorer = z
   .object({
     name: z.string().regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, "_" and "-"'),
-    type: z.enum(['regex', 'length', 'json']).describe('rule scorers; the catalogue grows with the jobs'),
+    type: z
+      .enum(['regex', 'length', 'json', 'python', 'sql', 'vote', 'judge', 'reward-model'])
+      .describe(
+        'rules (regex, length, json), verifiers (python, sql), self-consistency (vote), models (judge, reward-model)',
+      ),
     weight: z.number().positive().default(1),
     params: z.record(z.string(), z.unknown()).default({}),
   })

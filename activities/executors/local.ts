@@ -33,8 +33,8 @@ const TAIL_LINES = 30;
 
 export class LocalExecutor implements Executor {
   readonly kind = 'local' as const;
-  /** Every job launch, for tests and the benchmark (a process count, not a history). */
-  launches = 0;
+  /** Spawn and exit times of every job this executor ran (bounded), for the orchestration benchmark. */
+  readonly timeline: { name: string; stage: string; shard: number | null; spawnedAt: number; exitedAt?: number }[] = [];
 
   constructor(private readonly options: LocalExecutorOptions) {}
 
@@ -51,7 +51,14 @@ export class LocalExecutor implements Executor {
     };
 
     ctx.onProgress({ phase: 'starting' });
-    this.launches++;
+    const entry = {
+      name: job.name,
+      stage: job.stage,
+      shard: job.shard,
+      spawnedAt: Date.now(),
+    } as (typeof this.timeline)[number];
+    this.timeline.push(entry);
+    if (this.timeline.length > 10_000) this.timeline.shift();
     const child = spawn(this.options.python, ['-m', 'tao_jobs', job.stage, '--spec', job.specUri], {
       detached: true, // own process group: kill(-pid) reaches every descendant
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -112,6 +119,7 @@ export class LocalExecutor implements Executor {
       child.once('error', reject);
       child.once('close', (code, sig) => resolve([code, sig]));
     }).finally(() => {
+      entry.exitedAt = Date.now();
       clearInterval(uploader);
       ctx.signal.removeEventListener('abort', kill);
     });
