@@ -4,6 +4,7 @@
  * embedded default: tiny model built on the spot, real generation, rule scoring, LoRA + DPO, evaluation.
  * Running it again reuses every finished stage from its manifest.
  */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import path from 'node:path';
 import type { RoundResult } from '../common/types.js';
 import { createTaoWorker } from '../workers/create-worker.js';
@@ -12,6 +13,9 @@ import { follow, startRound, summarise, uiLink } from './lib/round.js';
 import { loadSpecFile } from './lib/spec-file.js';
 import { startDevServer } from './lib/temporal-dev.js';
 import { cacheDir } from './lib/tools.js';
+
+// The demo shows progress bars; worker lifecycle logs would only interleave with them.
+Runtime.install({ logger: new DefaultLogger('WARN') });
 
 const specFile = process.argv[2] ?? 'examples/demo/round.json';
 const { document, spec } = loadSpecFile(specFile);
@@ -29,7 +33,9 @@ const { worker } = await createTaoWorker();
 const { client, close } = await connectClient();
 const result = await worker.runUntil(async () => {
   const handle = await startRound(client, document, spec);
-  console.error(`round ${handle.workflowId} started; watch it in the Temporal Web UI: ${uiLink(handle.workflowId, handle.firstExecutionRunId)}`);
+  console.error(
+    `round ${handle.workflowId} started; watch it in the Temporal Web UI: ${uiLink(handle.workflowId, handle.firstExecutionRunId)}`,
+  );
   await follow(handle);
   return { result: (await handle.result()) as RoundResult, runId: handle.firstExecutionRunId };
 });

@@ -46,7 +46,13 @@ describe('tao validate', () => {
   it('rejects an invalid spec with exit 2 and every problem as path: reason', async () => {
     const r = await tao(['validate', 'tests/fixtures/specs/invalid/bad-uris-and-ranges.json']);
     expect(r.code).toBe(2);
-    for (const p of ['name: ', 'prompts.uri: ', 'generation.samplesPerPrompt: ', 'generation.shards: ', 'artifacts.uri: ']) {
+    for (const p of [
+      'name: ',
+      'prompts.uri: ',
+      'generation.samplesPerPrompt: ',
+      'generation.shards: ',
+      'artifacts.uri: ',
+    ]) {
       expect(r.stderr).toContain(p);
     }
   });
@@ -71,7 +77,9 @@ describe('starting rounds from the command line', () => {
     const s = scripted();
     const queue = uniqueQueue('cli');
     await withWorker(queue, s.deps, async () => {
-      const ran = await tao(['run', specFile, '--json', '--workflow-id', `tao/cli/${queue}`], { TAO_TASK_QUEUE: queue });
+      const ran = await tao(['run', specFile, '--json', '--workflow-id', `tao/cli/${queue}`], {
+        TAO_TASK_QUEUE: queue,
+      });
       expect(ran.stderr).toContain('Temporal Web UI: http://');
       const result = JSON.parse(ran.stdout) as RoundResult;
       expect(result).toMatchObject({ runName: 'cli', promoted: true });
@@ -85,10 +93,40 @@ describe('starting rounds from the command line', () => {
       const temporal = venvBin('temporal');
       const address = ['--address', inject('temporalAddress')];
       const id = `tao/cli/${queue}-temporal`;
-      await run(temporal, ['workflow', 'start', '--task-queue', queue, '--type', 'taoRound', '--workflow-id', id, '--input-file', specFile, ...address]);
-      const { stdout: resultJson } = await run(temporal, ['workflow', 'result', '--workflow-id', id, '--output', 'json', ...address]);
+      await run(temporal, [
+        'workflow',
+        'start',
+        '--task-queue',
+        queue,
+        '--type',
+        'taoRound',
+        '--workflow-id',
+        id,
+        '--input-file',
+        specFile,
+        ...address,
+      ]);
+      const { stdout: resultJson } = await run(temporal, [
+        'workflow',
+        'result',
+        '--workflow-id',
+        id,
+        '--output',
+        'json',
+        ...address,
+      ]);
       expect(resultJson).toContain('"promoted": true');
-      const { stdout: progress } = await run(temporal, ['workflow', 'query', '--workflow-id', id, '--type', 'progress', '--output', 'json', ...address]);
+      const { stdout: progress } = await run(temporal, [
+        'workflow',
+        'query',
+        '--workflow-id',
+        id,
+        '--type',
+        'progress',
+        '--output',
+        'json',
+        ...address,
+      ]);
       expect(JSON.parse(progress)).toMatchObject({ queryResult: [{ stage: 'done', percent: 100 }] });
     });
   });

@@ -58,7 +58,7 @@ def render_report(spec: dict, metrics: dict, rows: list[dict], prompts: list[dic
         "",
         f"**Improvement: {metrics['improvement']:+.3f}** (95% CI {metrics['improvementCiLow']:+.3f} – "
         f"{metrics['improvementCiHigh']:+.3f}); tuned wins on {metrics['winRate']:.0%} of prompts, "
-        f"ties on {metrics['tieRate']:.0%}, loses on {1 - metrics['winRate'] - metrics['tieRate']:.0%}.",
+        f"ties on {metrics['tieRate']:.0%}, loses on {max(0.0, 1 - metrics['winRate'] - metrics['tieRate']):.0%}.",
         "",
         "## Per scorer",
         "",

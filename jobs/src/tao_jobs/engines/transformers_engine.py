@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessorList
+from transformers.utils import logging as hf_logging
 
 from .base import Completion, Engine, Request
 
@@ -50,6 +51,7 @@ class SeededSampler:
 
 class TransformersEngine(Engine):
     def __init__(self, model_dir: Path, *, batch_size: int = 64, device: str | None = None):
+        hf_logging.disable_progress_bar()
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

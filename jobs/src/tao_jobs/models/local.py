@@ -33,7 +33,9 @@ def tiny_cached(uri: str) -> Path:
 
     tiny.parse(uri)  # ValueError early for a bad URI
     root = Path(os.environ.get("TAO_TINY_CACHE") or Path.home() / ".cache" / "tao" / "tiny")
-    target = root / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    # Keyed by the URI and the builder's source: a changed builder never serves a stale model.
+    key = hashlib.sha256(uri.encode() + b"\0" + Path(tiny.__file__).read_bytes()).hexdigest()[:16]
+    target = root / key
     if (target / "config.json").is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)

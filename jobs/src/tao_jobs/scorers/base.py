@@ -1,13 +1,24 @@
 """What every scorer looks like, and how a scorer type reports bad params.
 
 A scorer scores one prompt's samples at once (``score_group``) so that group scorers (majority vote,
-execution votes) fit the same interface as per-text rule scorers. Scores are floats in [0, 1]; details are
-small JSON-serialisable objects explaining the score (written next to it in ``scores.jsonl``).
+execution votes, pairwise judges) fit the same interface as per-text rule scorers. Scores are floats in
+[0, 1]; details are small JSON-serialisable objects explaining the score (written next to it in
+``scores.jsonl``).
+
+A scorer may *abstain* on a sample by returning ``None`` as its score (the judge does when it could not get a
+parseable verdict): the sample then has no score from that scorer, and ``ScoringPlan`` combines the
+remaining scorers' scores with their weights (see ``ScoringPlan.score_group``). Abstentions are never
+turned into a number silently.
+
+Scorers that hold resources (a worker process, a model) release them in ``close()``; ``stats()`` returns
+counters worth reporting in the stage metrics (errors, retries, unparseable verdicts...).
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 
 class ScorerParamsError(Exception):
@@ -22,9 +33,20 @@ class ScorerParamsError(Exception):
 class Scorer(ABC):
     """One configured scorer."""
 
+    uses_store: ClassVar[bool] = False
+    """True for scorer types whose constructor takes ``store=`` (to read models or databases by URI)."""
+
     @abstractmethod
-    def score_group(self, prompt: dict, texts: list[str]) -> list[tuple[float, object]]:
-        """(score, details) for each text of one prompt, in order."""
+    def score_group(self, prompt: dict, texts: list[str]) -> list[tuple[float | None, object]]:
+        """(score, details) for each text of one prompt, in order; a ``None`` score is an abstention."""
+
+    def stats(self) -> dict:
+        """Counters for the stage metrics (JSON-serialisable); empty for scorers with nothing to count."""
+        return {}
+
+    def close(self) -> None:
+        """Releases resources (worker processes, models). Idempotent; the scorer is unusable afterwards."""
+        return None
 
 
 class RuleScorer(Scorer):
@@ -39,6 +61,47 @@ class RuleScorer(Scorer):
 
 
 def check_keys(params: dict, allowed: set[str]) -> list[str]:
-    return [
-        f"{k}: unknown parameter (allowed: {', '.join(sorted(allowed))})" for k in params if k not in allowed
-    ]
+    return [f"{k}: unknown parameter (allowed: {', '.join(sorted(allowed))})" for k in params if k not in allowed]
+
+
+def number_param(
+    params: dict,
+    key: str,
+    default: float | None,
+    problems: list[str],
+    *,
+    minimum: float | None = None,
+    exclusive_minimum: float | None = None,
+    integer: bool = False,
+) -> float | None:
+    """``params[key]`` (or ``default`` when absent) checked to be a finite number (an integer with
+    ``integer=True``) ``>= minimum`` / ``> exclusive_minimum``; appends a problem and returns the default
+    otherwise."""
+    v = params.get(key, default)
+    if v is None:
+        return None
+    want = "an integer" if integer else "a number"
+    if minimum is not None:
+        want += f" >= {minimum:g}"
+    if exclusive_minimum is not None:
+        want += f" > {exclusive_minimum:g}"
+    ok = (
+        not isinstance(v, bool)
+        and isinstance(v, int | float)
+        and math.isfinite(v)
+        and (not integer or float(v).is_integer())
+        and (minimum is None or v >= minimum)
+        and (exclusive_minimum is None or v > exclusive_minimum)
+    )
+    if not ok:
+        problems.append(f"{key}: must be {want}, got {v!r}")
+        return default
+    return int(v) if integer else float(v)
+
+
+def choice_param(params: dict, key: str, choices: tuple[str, ...], default: str, problems: list[str]) -> str:
+    v = params.get(key, default)
+    if v not in choices:
+        problems.append(f"{key}: must be one of {', '.join(map(repr, choices))}, got {v!r}")
+        return default
+    return v

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from ..contract import InvalidSpec
+from ..store import Store
 from .base import Scorer, ScorerParamsError
 from .registry import SCORER_TYPES
 
@@ -32,13 +33,14 @@ class ScoringPlan:
         self._by_name = {s.name: s for s in scorers}
 
     @classmethod
-    def from_params(cls, params: dict, path: str = "params") -> ScoringPlan:
+    def from_params(cls, params: dict, path: str = "params", store: Store | None = None) -> ScoringPlan:
         """Builds the plan from ``{"scorers": [{name, type, weight, params}], "tasks": {task: [names]}}``.
 
         Raises InvalidSpec with every problem as ``<path>.scorers.<i>.<field>: reason`` (unknown type, bad
         scorer params, duplicate names, non-positive weights, unknown scorer names in ``tasks``). ``path``
         is where the scoring params sit in the stage spec (``params`` for score, ``params.scoring`` for
-        evaluate).
+        evaluate). ``store`` is the stage's artifact store, used by scorers that read models or databases
+        by URI (``reward-model``, ``sql``); without it they use a ``Store()`` configured from the environment.
         """
         problems: list[str] = []
         raw = params.get("scorers") if isinstance(params, dict) else None
@@ -73,12 +75,10 @@ class ScoringPlan:
                 continue
             factory = SCORER_TYPES.get(type_) if isinstance(type_, str) else None
             if factory is None:
-                problems.append(
-                    f"{at}.type: unknown scorer type {type_!r} (known: {', '.join(sorted(SCORER_TYPES))})"
-                )
+                problems.append(f"{at}.type: unknown scorer type {type_!r} (known: {', '.join(sorted(SCORER_TYPES))})")
                 continue
             try:
-                scorer = factory(sparams)
+                scorer = factory(sparams, store=store) if getattr(factory, "uses_store", False) else factory(sparams)
             except ScorerParamsError as e:
                 problems += [f"{at}.params.{p}" for p in e.problems]
                 continue
@@ -112,21 +112,50 @@ class ScoringPlan:
     def score_group(self, prompt: dict, texts: list[str]) -> list[dict]:
         """Scores one prompt's samples.
 
-        Returns, per text: ``{"combined": float, "scores": {name: float}, "details": {name: object}}``.
+        Returns, per text: ``{"combined": float | None, "scores": {name: float}, "details": {name: object}}``,
+        plus ``"abstained": [name]`` when some scorer abstained on that text.
 
-        ``combined`` is the weighted mean of the applicable scorers' scores (``sum(w*s) / sum(w)``); only the
-        applicable scorers appear in ``scores`` and ``details``.
+        ``combined`` is the weighted mean of the applicable scorers' scores (``sum(w*s) / sum(w)``) over the
+        scorers that scored this text. A scorer that abstains on a text (score ``None``, e.g. a judge verdict
+        that could not be parsed) is left out of ``scores`` and of both sums for that text, so the
+        remaining scorers keep their relative weights; it is listed in ``abstained`` and its details (the
+        reason) stay in ``details``. When every applicable scorer abstains, ``combined`` is ``None``: the
+        text has no score at all and must not be used as if it had one. Scores are floats in [0, 1]; a
+        scorer returning anything else (NaN, out of range) is a bug and raises ``ValueError``.
         """
         applicable = self.scorers_for(prompt.get("task"))
-        out = [{"combined": 0.0, "scores": {}, "details": {}} for _ in texts]
+        out: list[dict] = [{"combined": None, "scores": {}, "details": {}} for _ in texts]
         if not texts:
             return out
-        total_weight = sum(s.weight for s in applicable)
         for s in applicable:
             results = s.scorer.score_group(prompt, texts)
             for row, (score, details) in zip(out, results, strict=True):
-                row["scores"][s.name] = float(score)
                 row["details"][s.name] = details
+                if score is None:
+                    row.setdefault("abstained", []).append(s.name)
+                    continue
+                score = float(score)
+                if not 0.0 <= score <= 1.0:  # also catches NaN
+                    raise ValueError(f"scorer {s.name!r} ({s.type}) returned {score!r}, outside [0, 1]")
+                row["scores"][s.name] = score
         for row in out:
-            row["combined"] = sum(s.weight * row["scores"][s.name] for s in applicable) / total_weight
+            scored = [s for s in applicable if s.name in row["scores"]]
+            if scored:
+                total = sum(s.weight for s in scored)
+                row["combined"] = sum(s.weight * row["scores"][s.name] for s in scored) / total
         return out
+
+    def stats(self) -> dict[str, dict]:
+        """Per scorer name, the scorer's counters (``Scorer.stats``), for scorers that count something."""
+        return {s.name: st for s in self.scorers if (st := s.scorer.stats())}
+
+    def close(self) -> None:
+        """Releases every scorer's resources (worker processes, models)."""
+        for s in self.scorers:
+            s.scorer.close()
+
+    def __enter__(self) -> ScoringPlan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
