@@ -148,6 +148,23 @@ export const RunSpecSchema = z
           .optional(),
       })
       .strict(),
+    operator: z
+      .object({
+        waitOnFailure: z
+          .boolean()
+          .default(true)
+          .describe(
+            'a stage that fails for good waits for retryStage / skipStage / abort instead of failing the round',
+          ),
+        decisionTimeoutSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .default(86_400)
+          .describe('how long a failed stage waits for an operator before the round fails with its reason'),
+      })
+      .strict()
+      .default({ waitOnFailure: true, decisionTimeoutSeconds: 86_400 }),
     registry: z
       .object({ uri: artifactUri.describe('where the promoted-model pointer lives') })
       .strict()

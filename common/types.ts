@@ -50,12 +50,29 @@ export interface StageProgress {
 
 export type RoundStage = JobStage | 'gate' | 'promote';
 
+/** A stage (or shard) that failed for good and waits for an operator decision. */
+export interface StageFailure {
+  stage: JobStage;
+  shard: number | null;
+  /** Failure type (see common/errors.ts). */
+  type: string;
+  message: string;
+  /** The job's one-line reason, when it wrote one. */
+  reason?: string;
+  logTail?: string[];
+  logUri?: string;
+  /** ISO time the stage failed. */
+  at: string;
+}
+
 export interface RoundProgress {
   stage: RoundStage | 'done';
   percent: number;
   shardsDone: number;
   shardsTotal: number;
   stages: Partial<Record<RoundStage, StageProgress>>;
+  /** Failed stages waiting for retryStage / skipStage / abort. */
+  waiting: StageFailure[];
 }
 
 export interface ScoreSummary {
@@ -106,4 +123,6 @@ export interface RoundResult {
   promoted: boolean;
   registryPointer: string | null;
   reusedStages: string[];
+  /** Shards an operator left out with skipStage. */
+  skipped: string[];
 }

@@ -10,7 +10,11 @@
  */
 import { Command } from 'commander';
 import path from 'node:path';
-import { WorkflowFailedError } from '@temporalio/client';
+import { Connection, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { JobStage } from '../common/run-spec.js';
+import { temporalEnv } from '../workers/config.js';
+import { abortUpdate, retryStageUpdate, skipStageUpdate } from '../workflows/messages.js';
+import { ensureSearchAttributes } from './lib/search-attributes.js';
 import type { RoundResult } from '../common/types.js';
 import { progressQuery } from '../workflows/messages.js';
 import { connectClient } from './lib/client.js';
@@ -25,6 +29,10 @@ const program = new Command('tao').description('TAO rounds on Temporal').showHel
 function fatal(e: unknown): never {
   if (e instanceof SpecFileError) {
     console.error(`invalid spec ${e.message}`);
+    process.exit(2);
+  }
+  if (e instanceof WorkflowUpdateFailedError || (e as Error)?.name === 'WorkflowUpdateFailedError') {
+    console.error(`rejected: ${(e as WorkflowUpdateFailedError).cause?.message ?? (e as Error).message}`);
     process.exit(2);
   }
   if (e instanceof WorkflowFailedError) {
@@ -96,6 +104,78 @@ program
         if (result) console.log(summarise(result, d.runId));
       }
       await close();
+    } catch (e) {
+      fatal(e);
+    }
+  });
+
+function operatorAction(name: 'retryStage' | 'skipStage') {
+  return async (workflowId: string, stage: string, o: { shard?: string; reason?: string }) => {
+    try {
+      const { client, close } = await connectClient();
+      const update = name === 'retryStage' ? retryStageUpdate : skipStageUpdate;
+      const input = {
+        stage: stage as JobStage,
+        shard: o.shard === undefined ? undefined : Number(o.shard),
+        reason: o.reason,
+      };
+      const r = await client.workflow.getHandle(workflowId).executeUpdate(update, { args: [input] });
+      console.log(`${name}: applied to ${r.applied.join(', ')}`);
+      await close();
+    } catch (e) {
+      fatal(e);
+    }
+  };
+}
+
+program
+  .command('retry')
+  .argument('<workflow-id>')
+  .argument('<stage>', 'the failed stage (prepare, generate, score, dataset, train, evaluate)')
+  .option('--shard <n>', 'only this shard')
+  .option('--reason <text>')
+  .description('run a failed stage again (after fixing its cause): the retryStage update')
+  .action(operatorAction('retryStage'));
+
+program
+  .command('skip')
+  .argument('<workflow-id>')
+  .argument('<stage>', 'generate or score')
+  .option('--shard <n>', 'only this shard')
+  .option('--reason <text>')
+  .description('leave a failed generate/score shard out of the round: the skipStage update')
+  .action(operatorAction('skipStage'));
+
+program
+  .command('abort')
+  .argument('<workflow-id>')
+  .option('--reason <text>')
+  .description('end a round now (running jobs are cancelled, finished artifacts stay): the abort update')
+  .action(async (workflowId: string, o: { reason?: string }) => {
+    try {
+      const { client, close } = await connectClient();
+      await client.workflow.getHandle(workflowId).executeUpdate(abortUpdate, { args: [{ reason: o.reason }] });
+      console.log(`aborted ${workflowId}`);
+      await close();
+    } catch (e) {
+      fatal(e);
+    }
+  });
+
+program
+  .command('setup')
+  .description("register the rounds' search attributes in the namespace (the worker also does this at start-up)")
+  .action(async () => {
+    try {
+      const env = temporalEnv();
+      const connection = await Connection.connect(env.connection);
+      const added = await ensureSearchAttributes(connection, env.namespace);
+      console.log(
+        added.length
+          ? `registered ${added.join(', ')} in ${env.namespace}`
+          : `search attributes already registered in ${env.namespace}`,
+      );
+      await connection.close();
     } catch (e) {
       fatal(e);
     }

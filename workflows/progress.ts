@@ -1,6 +1,6 @@
 /** Round progress, kept in workflow state and served by the `progress` query. Pure, workflow-safe. */
 import type { JobStage } from '../common/run-spec.js';
-import type { RoundProgress, RoundStage, StageProgress, StageResult } from '../common/types.js';
+import type { RoundProgress, RoundStage, StageFailure, StageProgress, StageResult } from '../common/types.js';
 
 const WEIGHT: Record<RoundStage, number> = {
   prepare: 5,
@@ -34,6 +34,19 @@ export class ProgressTracker {
     if (s.done === s.total) s.status = s.reused === s.total ? 'reused' : 'done';
   }
 
+  /** Marks a stage failed (waiting) or back to running after a retry decision. */
+  mark(stage: RoundStage, status: StageProgress['status']): void {
+    const s = this.stages[stage];
+    if (s) s.status = status;
+  }
+
+  /** A shard left out by the operator counts as done for progress. */
+  skipped(stage: RoundStage): void {
+    const s = this.stages[stage]!;
+    s.done++;
+    if (s.done === s.total) s.status = 'done';
+  }
+
   end(stage: RoundStage, status: StageProgress['status'] = 'done'): void {
     const s = this.stages[stage]!;
     s.status = status;
@@ -44,7 +57,7 @@ export class ProgressTracker {
     this.current = 'done';
   }
 
-  snapshot(): RoundProgress {
+  snapshot(waiting: StageFailure[] = []): RoundProgress {
     let percent = 0;
     for (const [stage, w] of Object.entries(WEIGHT) as [RoundStage, number][]) {
       const s = this.stages[stage];
@@ -57,6 +70,7 @@ export class ProgressTracker {
       shardsDone: s?.done ?? 0,
       shardsTotal: s?.total ?? 0,
       stages: JSON.parse(JSON.stringify(this.stages)) as RoundProgress['stages'],
+      waiting,
     };
   }
 }

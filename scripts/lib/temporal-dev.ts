@@ -8,16 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { portOpen, startLogged, waitUntil, type Started } from './processes.js';
 import { venvBin } from './tools.js';
-
-/** Search attributes the UI shows and filters on (DESIGN rule 10). */
-export const SEARCH_ATTRIBUTES: Record<string, string> = {
-  TaoRunName: 'Keyword',
-  TaoRound: 'Int',
-  TaoStage: 'Keyword',
-  TaoStageStatus: 'Keyword',
-  TaoModel: 'Keyword',
-  TaoConfigHash: 'Keyword',
-};
+import { SEARCH_ATTRIBUTE_TYPES } from '../../common/search-attributes.js';
 
 export interface DevServerOptions {
   dir: string;
@@ -58,7 +49,7 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   if (o.headless) args.push('--headless');
   else args.push('--ui-port', String(uiPort), '--ui-disable-news-fetch' /* no network here */);
   if (o.persistent) args.push('--db-filename', path.join(o.dir, 'temporal.db'));
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES)) args.push('--search-attribute', `${name}=${type}`);
   args.push('--dynamic-config-value', 'frontend.enableServerVersionCheck=false', '--log-level', 'warn');
   const started = startLogged(temporal, args, path.join(o.dir, 'temporal-server.log'));
   fs.writeFileSync(pidFile(o.dir), String(started.child.pid));

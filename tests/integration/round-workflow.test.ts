@@ -114,7 +114,7 @@ describe('taoRound workflow', () => {
     await close();
   });
 
-  it('a stage that fails non-retryably fails the round with the job reason; finished stages are kept', async () => {
+  it('with waitOnFailure off, a non-retryable stage failure fails the round with the job reason; finished stages are kept', async () => {
     const s = scripted();
     s.setScript({ dataset: { exit: 65, reason: 'scores.jsonl line 3: not JSON' } });
     const root = fileRoot('fail');
@@ -122,7 +122,11 @@ describe('taoRound workflow', () => {
     const { client, close } = await testClient();
     await withWorker(queue, s.deps, async () => {
       const err = await client.workflow
-        .execute(ROUND_WORKFLOW, { taskQueue: queue, workflowId: `tao/fail/${queue}`, args: [roundSpec(root)] })
+        .execute(ROUND_WORKFLOW, {
+          taskQueue: queue,
+          workflowId: `tao/fail/${queue}`,
+          args: [roundSpec(root, { operator: { waitOnFailure: false } })],
+        })
         .catch((e) => e);
       expect(err).toBeInstanceOf(WorkflowFailedError);
       const failure = (err as WorkflowFailedError).cause?.cause as ApplicationFailure;

@@ -1,4 +1,4 @@
-"""Rule scorers combinable by weights and selectable per task.
+"""Scorers (rules, verifiers, votes, judges, reward models) combinable by weights and selectable per task.
 
 ``ScoringPlan.from_params(params)`` builds the plan from the stage spec's scoring params;
 ``plan.score_group(prompt, texts)`` scores one prompt's samples. The scorer types are in ``registry.py``;

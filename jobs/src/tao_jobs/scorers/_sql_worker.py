@@ -1,6 +1,7 @@
 """The SQL execution worker of the ``sql`` scorer: a separate process, standard library only.
 
-Started as ``python -I _sql_worker.py`` (by file path, so it imports nothing from the project). It prints
+Started as ``python -I _sql_worker.py <parent pid>`` (by file path, so it imports nothing from the project;
+on Linux it is killed when its parent dies). It prints
 ``{"ready": true}``, then reads one JSON request per line on stdin, ``{"db": path, "sql": str, "maxRows": n}``,
 and answers one JSON line on stdout:
 
@@ -14,7 +15,8 @@ and answers one JSON line on stdout:
 Each database is opened read-only (``file:...?mode=ro&immutable=1``, ``PRAGMA query_only``) and guarded by an
 authorizer that allows reading only: SELECT, reading columns, functions (not ``load_extension``), recursive
 CTEs and the read-only introspection pragmas used as table-valued functions. ATTACH is refused (on a read-only
-connection it could still create files). The parent kills this process when a query runs past its timeout.
+connection it could still create files). SQLite's heap is capped at 1 GiB (``PRAGMA hard_heap_limit``). The
+parent kills this process when a query runs past its timeout.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import signal
 import sqlite3
 import sys
 from urllib.parse import quote
@@ -30,6 +34,7 @@ READ_ONLY_PRAGMAS = {"table_info", "table_xinfo", "index_list", "index_info", "i
 DENIED_FUNCTIONS = {"load_extension"}
 PREVIEW_ROWS = 3
 PREVIEW_CHARS = 200
+HEAP_LIMIT_BYTES = 1 << 30  # SQLite's own allocations: a query needing more fails with "out of memory"
 
 
 def authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
@@ -47,6 +52,7 @@ def authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, 
 def open_db(path: str) -> sqlite3.Connection:
     con = sqlite3.connect(f"file:{quote(path)}?mode=ro&immutable=1", uri=True, isolation_level=None)
     con.execute("PRAGMA query_only = ON")
+    con.execute(f"PRAGMA hard_heap_limit = {HEAP_LIMIT_BYTES}")
     con.set_authorizer(authorizer)
     return con
 
@@ -90,7 +96,21 @@ def execute(con: sqlite3.Connection, sql: str, max_rows: int) -> dict:
     return {"ok": True, "rows": n, "distinct": len(rows), "columns": columns, "digest": digest, "preview": preview}
 
 
+def die_with_parent(parent: int) -> None:
+    """On Linux, get SIGKILLed when the scoring process dies (even while stuck in a runaway query)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if parent and os.getppid() != parent:  # the parent died before prctl took effect
+        sys.exit(1)
+
+
 def main() -> None:
+    die_with_parent(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
     connections: dict[str, sqlite3.Connection] = {}
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")

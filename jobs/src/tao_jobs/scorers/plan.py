@@ -120,8 +120,9 @@ class ScoringPlan:
         that could not be parsed) is left out of ``scores`` and of both sums for that text, so the
         remaining scorers keep their relative weights; it is listed in ``abstained`` and its details (the
         reason) stay in ``details``. When every applicable scorer abstains, ``combined`` is ``None``: the
-        text has no score at all and must not be used as if it had one. Scores are floats in [0, 1]; a
-        scorer returning anything else (NaN, out of range) is a bug and raises ``ValueError``.
+        text has no score at all and must not be used as if it had one. Scores are floats in [0, 1] (except
+        a ``reward-model`` with ``normalize: "none"``: raw logits); a non-finite score is a bug and raises
+        ``ValueError``.
         """
         applicable = self.scorers_for(prompt.get("task"))
         out: list[dict] = [{"combined": None, "scores": {}, "details": {}} for _ in texts]
@@ -135,8 +136,8 @@ class ScoringPlan:
                     row.setdefault("abstained", []).append(s.name)
                     continue
                 score = float(score)
-                if not 0.0 <= score <= 1.0:  # also catches NaN
-                    raise ValueError(f"scorer {s.name!r} ({s.type}) returned {score!r}, outside [0, 1]")
+                if not math.isfinite(score):
+                    raise ValueError(f"scorer {s.name!r} ({s.type}) returned a non-finite score ({score!r})")
                 row["scores"][s.name] = score
         for row in out:
             scored = [s for s in applicable if s.name in row["scores"]]

@@ -15,6 +15,10 @@ Checked when the plan is built, before any work (``ScorerParamsError``, so the s
 ``module:function`` form, the import itself (any exception while importing, with its message), the
 attribute, that it is callable, and that its signature accepts ``(prompt, text, **args)``.
 
+The function runs in the stage's own process, sequentially: it is trusted code from the image (untrusted
+model output is only its argument). To execute generated code, run it in a subprocess or sandbox inside
+the verifier, as the ``sql`` scorer does for queries.
+
 Values: the function's score. A call that raises, or returns something that is not a score in [0, 1]
 (``None``, NaN, 1.5, a string...), scores 0.0 with ``{"error": "<ExceptionType>: <message>"}`` (or
 ``{"error": "returned ..."}``) as details and is counted in ``stats()["errors"]``. Details otherwise: what the

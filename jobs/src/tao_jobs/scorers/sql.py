@@ -47,6 +47,7 @@ status, the queries executed and the worker restarts.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -96,31 +97,12 @@ def _quiet_sqlglot():
         log.setLevel(level)
 
 
-def check_sql(sql: str, dialect: str = "sqlite") -> tuple[str, str] | None:
-    """None when ``sql`` is a single read-only query, else (status, reason) with status ``parse_error`` or
-    ``disallowed`` (module docstring, step 2)."""
-    import sqlglot
+@functools.cache
+def _forbidden() -> tuple[type, ...]:
+    """The sqlglot statement types refused as a query or anywhere inside one."""
     from sqlglot import exp
 
-    if not sql:
-        return "parse_error", "no SQL found"
-    try:
-        with _quiet_sqlglot():
-            statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-    except Exception as e:  # noqa: BLE001 - sqlglot raises ParseError, TokenError, sometimes others
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return "parse_error", first[:MAX_ERROR_CHARS]
-    if not statements:
-        return "parse_error", "no SQL statement"
-    if len(statements) > 1:
-        return "disallowed", f"{len(statements)} statements (only one SELECT query is allowed)"
-    stmt = statements[0]
-    root = stmt
-    while isinstance(root, exp.Subquery):
-        root = root.this
-    if not isinstance(root, exp.Select | exp.SetOperation):
-        return "disallowed", f"{_kind(stmt)} statement (only SELECT/WITH queries are allowed)"
-    forbidden = (
+    return (
         exp.Insert,
         exp.Update,
         exp.Delete,
@@ -138,11 +120,42 @@ def check_sql(sql: str, dialect: str = "sqlite") -> tuple[str, str] | None:
         exp.Rollback,
         exp.TruncateTable,
         exp.Analyze,
+        exp.Set,
+        exp.Use,
     )
-    for node in stmt.walk():
-        if isinstance(node, forbidden):
-            return "disallowed", f"{_kind(node)} inside the query (only SELECT/WITH queries are allowed)"
-    return None
+
+
+def check_sql(sql: str, dialect: str = "sqlite") -> tuple[str, str] | None:
+    """None when ``sql`` is a single read-only query, else (status, reason) with status ``parse_error`` or
+    ``disallowed`` (module docstring, step 2)."""
+    import sqlglot
+    from sqlglot import exp
+
+    forbidden = _forbidden()
+    if not sql:
+        return "parse_error", "no SQL found"
+    try:
+        with _quiet_sqlglot():
+            statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except Exception as e:  # noqa: BLE001 - sqlglot raises ParseError, TokenError, sometimes others
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return "parse_error", first[:MAX_ERROR_CHARS]
+    if not statements:
+        return "parse_error", "no SQL statement"
+    if len(statements) > 1:
+        return "disallowed", f"{len(statements)} statements (only one SELECT query is allowed)"
+    stmt = statements[0]
+    root = stmt
+    while isinstance(root, exp.Subquery):
+        root = root.this
+    if isinstance(root, exp.Select | exp.SetOperation):
+        for node in stmt.walk():
+            if isinstance(node, forbidden):
+                return "disallowed", f"{_kind(node)} inside the query (only SELECT/WITH queries are allowed)"
+        return None
+    if isinstance(stmt, forbidden):
+        return "disallowed", f"{_kind(stmt)} statement (only SELECT/WITH queries are allowed)"
+    return "parse_error", f"not a SQL query (parsed as {type(stmt).__name__})"
 
 
 def _kind(node) -> str:
@@ -160,7 +173,7 @@ class SqlWorker:
 
     def _start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", str(WORKER)],
+            [sys.executable, "-I", str(WORKER), str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
