@@ -41,8 +41,9 @@ Details: ``{"status": s, ...}`` with ``s`` one of ``"ok"``, ``"parse_error"``, `
 (SQLite error, authorizer refusal, too many rows, worker crash) or ``"timeout"``; ``"error"`` (the reason)
 for the failures; ``"rows"`` (count), ``"distinct"``, ``"result"`` (12 hex digits of the result hash) and
 ``"preview"`` (first 3 rows) for ``ok``; with voting also ``"majority"`` (the majority result's hash prefix or
-None), ``"votes"`` (its count) and ``"voters"`` (samples with a non-empty result). ``stats()`` counts each
-status, the queries executed and the worker restarts.
+None), ``"votes"`` (its count) and ``"voters"`` (samples with a non-empty result). ``stats()`` counts the
+samples of each status, the queries ``executed`` (refused and repeated queries do not run) and
+``workerStarts`` (more than 1: restarts after timeouts or crashes).
 """
 
 from __future__ import annotations
