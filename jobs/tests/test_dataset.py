@@ -12,9 +12,7 @@ from tao_jobs.stages import dataset
 MESSAGES = {pid: [{"role": "user", "content": f"question {pid}?"}] for pid in "abcd"}
 
 
-def write_shard(
-    tmp_path, i: int, scores: dict[str, dict[object, float]], extra_rows: list | None = None
-) -> None:
+def write_shard(tmp_path, i: int, scores: dict[str, dict[object, float]], extra_rows: list | None = None) -> None:
     """One shard: prompts, generations and scores; ``scores`` maps prompt_id -> {sample_id: combined}."""
     prompts = [{"prompt_id": pid, "messages": MESSAGES[pid], "task": None} for pid in scores]
     gens, rows = [], []
@@ -113,11 +111,20 @@ def test_inconsistent_inputs(tmp_path):
     with pytest.raises(BadInput, match=r"s0.jsonl:5: score for sample 's9' of prompt 'a', not generated"):
         run_in_process(spec_for(tmp_path, 1))
     write_shard(tmp_path, 0, {"a": {"s0": 0.1, "s1": 0.9}})
-    (tmp_path / "in" / "s0.jsonl").write_text(
-        "\n".join((tmp_path / "in" / "s0.jsonl").read_text().splitlines()[:3])
-    )
+    (tmp_path / "in" / "s0.jsonl").write_text("\n".join((tmp_path / "in" / "s0.jsonl").read_text().splitlines()[:3]))
     with pytest.raises(BadInput, match=r"g0.jsonl:2: sample 's1' of prompt 'a' has no 'combined' score"):
         run_in_process(spec_for(tmp_path, 1))
     (tmp_path / "in" / "s0.jsonl").write_text('{"prompt_id": "a", "sample_id": "s0", "scorer": "combined"}\n')
     with pytest.raises(BadInput, match=r"s0.jsonl:1: missing field 'score'"):
         run_in_process(spec_for(tmp_path, 1))
+
+
+def test_unscored_samples_are_never_paired(tmp_path):
+    # s9 got no combined score (every scorer abstained, e.g. unparseable judge verdicts): it would be the
+    # worst sample if its null were read as 0; it must be left out instead.
+    write_shard(tmp_path, 0, {"a": {"s0": 0.2, "s1": 0.9, "s9": None}})
+    uri = spec_for(tmp_path, 1)
+    manifest = run_in_process(uri)
+    rows = read_jsonl(spec_output(uri) + "dpo.jsonl")
+    assert [(r["chosen_sample_id"], r["rejected_sample_id"]) for r in rows] == [("s1", "s0")]
+    assert manifest["metrics"]["pairs"] == 1

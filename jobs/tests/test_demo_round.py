@@ -21,8 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo"
 
@@ -102,7 +100,9 @@ def run_round(run: dict, root: Path, prompts_uri: str, log=print, runner=_in_pro
     g, ev, tr = run["generation"], run["evaluation"], run["training"]
     prep_params = {"onInvalid": run["prompts"]["onInvalid"], "heldOutFraction": ev["heldOutFraction"]}
     prep_params |= {"shards": g["shards"], "seed": ev["seed"]}
-    prep = _stage_spec(run, "prepare", root / "prepare", {"prompts": prompts_uri, "model": run["baseModel"]}, prep_params)
+    prep = _stage_spec(
+        run, "prepare", root / "prepare", {"prompts": prompts_uri, "model": run["baseModel"]}, prep_params
+    )
     prep_m = stage("prepare", prep)
     shards, held_out, model = (_resolve(prep, prep_m, k) for k in ("prompts", "heldOut", "model"))
 
@@ -110,7 +110,9 @@ def run_round(run: dict, root: Path, prompts_uri: str, log=print, runner=_in_pro
     gens, scores = [], []
     for i, shard_uri in enumerate(shards):
         shard = {"index": i, "count": len(shards)}
-        gspec = _stage_spec(run, "generate", root / f"generate-{i}", {"prompts": shard_uri, "model": model}, gen_params, shard)
+        gspec = _stage_spec(
+            run, "generate", root / f"generate-{i}", {"prompts": shard_uri, "model": model}, gen_params, shard
+        )
         gens.append(_resolve(gspec, stage("generate", gspec, f"generate[{i}]"), "generations"))
         sspec = _stage_spec(
             run, "score", root / f"score-{i}", {"prompts": shard_uri, "generations": gens[-1]}, run["scoring"], shard
@@ -135,7 +137,9 @@ def run_round(run: dict, root: Path, prompts_uri: str, log=print, runner=_in_pro
         "seed": ev["seed"],
         "bootstrap": 1000,
     }
-    espec = _stage_spec(run, "evaluate", root / "evaluate", {"prompts": held_out, "base": model, "tuned": tuned}, eparams)
+    espec = _stage_spec(
+        run, "evaluate", root / "evaluate", {"prompts": held_out, "base": model, "tuned": tuned}, eparams
+    )
     stage("evaluate", espec)
     timings["total"] = round(sum(timings.values()), 2)
     return {"manifests": manifests, "timings": timings, "report": _resolve(espec, manifests["evaluate"], "report")}

@@ -7,8 +7,8 @@ import statistics
 from pathlib import Path
 
 import pytest
-from conftest import SCORING, make_spec, read_jsonl, read_manifest, run_stage, spec_output, write_jsonl
 
+from conftest import SCORING, make_spec, read_jsonl, read_manifest, run_stage, spec_output, write_jsonl
 from tao_jobs.models.local import tiny_cached
 from tao_jobs.stages.evaluate import bootstrap_ci, summarize
 
@@ -44,9 +44,7 @@ def test_evaluate_metrics_agree_with_eval_jsonl(tmp_path):
     for model in ("base", "tuned"):
         mine = [r for r in rows if r["model"] == model]
         assert {r["prompt_id"] for r in mine} == {f"h{i}" for i in range(5)}
-        per_prompt[model] = [
-            statistics.fmean(r["score"] for r in mine if r["prompt_id"] == f"h{i}") for i in range(5)
-        ]
+        per_prompt[model] = [statistics.fmean(r["score"] for r in mine if r["prompt_id"] == f"h{i}") for i in range(5)]
         assert m[model]["mean"] == pytest.approx(statistics.fmean(per_prompt[model]))
         assert m[model]["meanLength"] == pytest.approx(statistics.fmean(len(r["text"]) for r in mine))
         assert m[model]["n"] == 5 and m[model]["ciLow"] <= m[model]["mean"] <= m[model]["ciHigh"]

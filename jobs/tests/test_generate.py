@@ -7,8 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import make_spec, read_jsonl, read_manifest, run_stage, spec_output, write_jsonl
 
+from conftest import make_spec, read_jsonl, read_manifest, run_stage, spec_output, write_jsonl
 from tao_jobs.models.local import model_rev, tiny_cached
 from tao_jobs.strategies import assign, build_messages, sample_seed
 
@@ -72,7 +72,12 @@ def test_generate_end_to_end(tmp_path):
 def test_sample_plan_round_robin_and_messages():
     plan = assign(6, ["plain", "concise"], [0.7, 1.2])
     assert [(p.strategy, p.temperature) for p in plan] == [
-        ("plain", 0.7), ("concise", 0.7), ("plain", 1.2), ("concise", 1.2), ("plain", 0.7), ("concise", 0.7)
+        ("plain", 0.7),
+        ("concise", 0.7),
+        ("plain", 1.2),
+        ("concise", 1.2),
+        ("plain", 0.7),
+        ("concise", 0.7),
     ]
     assert Counter(p.strategy for p in assign(8, ["plain", "cot", "json"], [1.0])) == {"plain": 3, "cot": 3, "json": 2}
     user = [{"role": "user", "content": "q"}]
@@ -80,7 +85,9 @@ def test_sample_plan_round_robin_and_messages():
     assert build_messages("cot", user)[0]["role"] == "system" and build_messages("cot", user)[1:] == user
     merged = build_messages("concise", [{"role": "system", "content": "Task rules."}, *user])
     assert len(merged) == 2 and merged[0]["content"].endswith("\n\nTask rules.")
-    assert sample_seed(0, 1, "p", "plain", 0) == sample_seed(0, 1, "p", "plain", 0) != sample_seed(0, 2, "p", "plain", 0)
+    assert (
+        sample_seed(0, 1, "p", "plain", 0) == sample_seed(0, 1, "p", "plain", 0) != sample_seed(0, 2, "p", "plain", 0)
+    )
 
 
 def test_a_rerun_resumes_from_finished_chunks_with_identical_rows(tmp_path, monkeypatch):
@@ -113,3 +120,23 @@ def test_exit_codes(tmp_path):
     missing = make_spec("generate", tmp_path, inputs={"prompts": "in/none.jsonl"})
     rc, _, _, reason = run_stage("generate", missing)
     assert rc == 65 and "none.jsonl" in reason
+
+
+@pytest.mark.gpu
+def test_generate_stage_with_vllm(tmp_path):
+    """The same stage and schema with engine=vllm (GPU image); seeds make a rerun identical."""
+    from tao_jobs.models import tiny
+
+    model_dir = tmp_path / "model"
+    tiny.build("tiny://gpu?hidden=256&steps=100", model_dir)  # head_dim 64
+    write_jsonl(tmp_path / "in" / "shard.jsonl", _prompts(6))
+    texts = []
+    for _ in range(2):
+        inputs = {"prompts": "in/shard.jsonl", "model": model_dir.as_uri() + "/"}
+        spec = make_spec("generate", tmp_path, inputs=inputs, params=PARAMS | {"engine": "vllm"})
+        rc, _, stderr, _ = run_stage("generate", spec, timeout=600)
+        assert rc == 0, stderr
+        rows = read_jsonl(spec_output(spec) + "generations.jsonl")
+        assert len(rows) == 24 and all(r["finish_reason"] in ("stop", "length") for r in rows)
+        texts.append([r["text"] for r in rows])
+    assert texts[0] == texts[1]

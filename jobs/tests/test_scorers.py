@@ -138,7 +138,7 @@ def test_bad_params_list_every_problem_with_its_path():
         "scorers": [
             {"name": "a", "type": "regex", "weight": 1, "params": {"pattern": "(", "mode": "all"}},
             {"name": "b", "type": "length", "weight": 0, "params": {"min": 5, "max": 2, "unit": "lines"}},
-            {"name": "a", "type": "sql", "weight": 1, "params": {}},
+            {"name": "a", "type": "bleu", "weight": 1, "params": {}},
             {"name": "c", "type": "json", "weight": 1, "params": {"schema": {"type": 3}, "strict": True}},
             {"name": COMBINED, "type": "length", "weight": 1, "params": {}},
         ],
@@ -152,7 +152,7 @@ def test_bad_params_list_every_problem_with_its_path():
         "params.scorers.1.params.unit: ",
         "params.scorers.1.params.min: must be <= max",
         "params.scorers.2.name: duplicate scorer name 'a'",
-        "params.scorers.2.type: unknown scorer type 'sql'",
+        "params.scorers.2.type: unknown scorer type 'bleu'",
         "params.scorers.3.params.strict: unknown parameter",
         "params.scorers.3.params.schema: not a valid JSON Schema",
         "params.scorers.4.name: 'combined' is reserved",

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import make_spec, write_jsonl
 
+from conftest import make_spec, write_jsonl
 from tao_jobs.contract import BadInput
 from tao_jobs.models.local import model_rev, tiny_cached
 from tao_jobs.stages import train

@@ -73,8 +73,7 @@ class TransformersEngine(Engine):
     @torch.inference_mode()
     def _batch(self, requests: list[Request]) -> list[Completion]:
         prompts = [
-            self.tokenizer.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False)
-            for r in requests
+            self.tokenizer.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) for r in requests
         ]
         # The chat template already renders any BOS: no second one from add_special_tokens.
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)

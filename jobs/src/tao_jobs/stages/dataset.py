@@ -22,7 +22,7 @@ from ..store import Store
 from .score import GENERATION_FIELDS
 
 STAGE = "dataset"
-SCORE_FIELDS: dict = {"prompt_id": str, "sample_id": (str, int), "scorer": str, "score": (int, float)}
+SCORE_FIELDS: dict = {"prompt_id": str, "sample_id": (str, int), "scorer": str, "score": (int, float, type(None))}
 
 
 def sample_order(sample_id: object) -> tuple:
@@ -69,6 +69,7 @@ def _read(store: Store, spec: dict) -> tuple[dict, dict, dict]:
                 texts[key] = row["text"]
                 where[key] = f"{f}:{n}"
     combined: dict[tuple[str, object], float] = {}
+    unscored: set[tuple[str, object]] = set()
     for uri in inputs["scores"]:
         for f in expand(store, uri):
             for n, row in read_artifact(store, f, SCORE_FIELDS):
@@ -76,12 +77,13 @@ def _read(store: Store, spec: dict) -> tuple[dict, dict, dict]:
                     continue
                 key = (row["prompt_id"], row["sample_id"])
                 if key not in texts:
-                    raise BadInput(
-                        f"{f}:{n}: score for sample {key[1]!r} of prompt {key[0]!r}, not generated"
-                    )
+                    raise BadInput(f"{f}:{n}: score for sample {key[1]!r} of prompt {key[0]!r}, not generated")
+                if row["score"] is None:
+                    unscored.add(key)  # every scorer abstained: this sample cannot be ranked
+                    continue
                 combined[key] = float(row["score"])
     for key, at in where.items():
-        if key not in combined:
+        if key not in combined and key not in unscored:
             raise BadInput(f"{at}: sample {key[1]!r} of prompt {key[0]!r} has no {COMBINED!r} score")
     return prompts, texts, combined
 

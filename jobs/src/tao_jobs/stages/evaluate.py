@@ -21,13 +21,13 @@ from pathlib import Path
 
 from ..contract import BadInput, progress
 from ..engines import Request, open_engine
+from ..eval_report import render_report
 from ..manifest import publish
 from ..models.local import local_model_dir, model_rev
 from ..prompts import expand, read_prepared, write_jsonl
 from ..scorers import ScoringPlan
 from ..store import Store
 from ..strategies import sample_seed
-from ..eval_report import render_report
 
 STAGE = "evaluate"
 MODELS = ("base", "tuned")
@@ -51,9 +51,7 @@ def _generate(model: str, model_dir: Path, prompts: list[dict], params: dict) ->
         for p in prompts:
             for i in range(params["samplesPerPrompt"]):
                 seed = sample_seed(params["seed"], 0, p["prompt_id"], "eval", i)
-                requests.append(
-                    Request(p["messages"], params["temperature"], 1.0, params["maxTokens"], seed)
-                )
+                requests.append(Request(p["messages"], params["temperature"], 1.0, params["maxTokens"], seed))
                 rows.append({"prompt_id": p["prompt_id"], "model": model, "sample_id": i, "seed": seed})
         completions = engine.generate(requests)
     finally:

@@ -34,9 +34,7 @@ def read_generations(store: Store, uri: str, prompt_ids: set[str]) -> dict[str, 
             if pid not in prompt_ids:
                 raise BadInput(f"{file}:{n}: prompt_id {pid!r} is not in the prompts input")
             if (pid, sid) in seen:
-                raise BadInput(
-                    f"{file}:{n}: duplicate sample {sid!r} of prompt {pid!r} (first at {seen[pid, sid]})"
-                )
+                raise BadInput(f"{file}:{n}: duplicate sample {sid!r} of prompt {pid!r} (first at {seen[pid, sid]})")
             seen[pid, sid] = f"{file}:{n}"
             groups.setdefault(pid, []).append(row)
     return groups
@@ -48,16 +46,20 @@ def _mean(xs: list[float]) -> float | None:
 
 def run(spec: dict, store: Store) -> dict:
     started = time.time()
-    plan = ScoringPlan.from_params(spec["params"])
-    prompts = {
-        p["prompt_id"]: p for f in expand(store, spec["inputs"]["prompts"]) for p in read_prepared(store, f)
-    }
+    # The plan may hold worker processes (sql) and models (reward-model): close them whatever happens.
+    with ScoringPlan.from_params(spec["params"], store=store) as plan:
+        return _score(spec, store, plan, started)
+
+
+def _score(spec: dict, store: Store, plan: ScoringPlan, started: float) -> dict:
+    prompts = {p["prompt_id"]: p for f in expand(store, spec["inputs"]["prompts"]) for p in read_prepared(store, f)}
     groups = read_generations(store, spec["inputs"]["generations"], set(prompts))
 
     rows: list[dict] = []
     combined: list[float] = []
     per_scorer: dict[str, list[float]] = {name: [] for name in plan.names}
     zero_variance = 0
+    unscored = 0
     for i, (pid, samples) in enumerate(groups.items(), start=1):
         results = plan.score_group(prompts[pid], [s["text"] for s in samples])
         for sample, result in zip(samples, results, strict=True):
@@ -65,16 +67,25 @@ def run(spec: dict, store: Store) -> dict:
             for name, score in result["scores"].items():
                 rows.append(base | {"scorer": name, "score": score, "details": result["details"][name]})
                 per_scorer[name].append(score)
+            # An abstaining scorer (e.g. an unparseable judge verdict) is written with a null score and its
+            # reason, so it is counted and visible, never silently scored.
+            for name in result.get("abstained", []):
+                rows.append(base | {"scorer": name, "score": None, "details": result["details"].get(name)})
             rows.append(base | {"scorer": COMBINED, "score": result["combined"]})
-            combined.append(result["combined"])
+            if result["combined"] is None:
+                unscored += 1
+            else:
+                combined.append(result["combined"])
         if len({r["combined"] for r in results}) == 1:
             zero_variance += 1
         if i % 50 == 0 or i == len(groups):
             progress(STAGE, i, len(groups))
 
-    samples = len(combined)
+    samples = len(combined) + unscored
     metrics = {
         "samples": samples,
+        "unscoredSamples": unscored,
+        "scorerStats": plan.stats(),
         "prompts": len(groups),
         "promptsWithoutSamples": len(prompts) - len(groups),
         "meanCombined": _mean(combined),
