@@ -1,11 +1,12 @@
 /** `createActivities(deps)`: the worker passes real clients; tests pass their own (dependency injection). */
+import { createFlywheelActivities, type FlywheelDeps } from './flywheel.js';
 import { createRegistryActivities, type RegistryDeps } from './promote.js';
 import { createRunStage, type StageDeps } from './run-stage.js';
 
-export type ActivityDeps = StageDeps & RegistryDeps;
+export type ActivityDeps = StageDeps & RegistryDeps & FlywheelDeps;
 
 export function createActivities(deps: ActivityDeps) {
-  return { runStage: createRunStage(deps), ...createRegistryActivities(deps) };
+  return { runStage: createRunStage(deps), ...createRegistryActivities(deps), ...createFlywheelActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

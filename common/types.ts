@@ -126,3 +126,47 @@ export interface RoundResult {
   /** Shards an operator left out with skipStage. */
   skipped: string[];
 }
+
+/** The flywheel's durable state, kept in the artifact store (`<artifacts>/flywheel/<name>/state.json`). */
+export interface FlywheelState {
+  /** The last finished round (0 before the first). */
+  round: number;
+  /** Key (relative to the source prefix) of the last source file consumed; later keys are new. */
+  watermark: string | null;
+  /** Per finished round, the URI of the prompt digests it used (for de-duplication). */
+  seen: string[];
+  lastRound?: { workflowId: string; promoted: boolean; improvement: number; model: string };
+}
+
+export interface CollectResult {
+  /** Prepared prompts JSONL for the round (null when there was nothing new). */
+  promptsUri: string | null;
+  digestsUri: string | null;
+  prompts: number;
+  files: number;
+  duplicates: number;
+  invalid: number;
+  /** First few malformed lines as `file:line: reason`. */
+  problems: string[];
+  redactions: number;
+  /** Watermark to commit once the round has finished. */
+  watermark: string | null;
+}
+
+export interface FlywheelRoundSummary {
+  round: number;
+  workflowId: string;
+  prompts: number;
+  promoted: boolean;
+  improvement: number;
+  baseModel: string;
+  model: string;
+}
+
+export interface FlywheelResult {
+  name: string;
+  status: 'rounds-finished' | 'nothing-new';
+  rounds: FlywheelRoundSummary[];
+  state: FlywheelState;
+  message: string;
+}

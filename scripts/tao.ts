@@ -10,7 +10,7 @@
  */
 import { Command } from 'commander';
 import path from 'node:path';
-import { Connection, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { Connection, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { JobStage } from '../common/run-spec.js';
 import { temporalEnv } from '../workers/config.js';
 import { abortUpdate, retryStageUpdate, skipStageUpdate } from '../workflows/messages.js';
@@ -19,7 +19,8 @@ import type { RoundResult } from '../common/types.js';
 import { progressQuery } from '../workflows/messages.js';
 import { connectClient } from './lib/client.js';
 import { follow, renderProgress, startRound, summarise, uiLink } from './lib/round.js';
-import { loadSpecFile, SpecFileError } from './lib/spec-file.js';
+import { checkSchedule, createSchedule, describeSchedule, scheduleId } from './lib/schedule.js';
+import { loadSpecFile, readSpecDocument, SpecFileError } from './lib/spec-file.js';
 import { startDevServer, stopDevServer } from './lib/temporal-dev.js';
 import { cacheDir } from './lib/tools.js';
 
@@ -176,6 +177,92 @@ program
           : `search attributes already registered in ${env.namespace}`,
       );
       await connection.close();
+    } catch (e) {
+      fatal(e);
+    }
+  });
+
+const schedule = program.command('schedule').description('nightly flywheel rounds (Temporal Schedules)');
+
+schedule
+  .command('create')
+  .argument('<flywheel-spec>', 'flywheel spec file (JSON or YAML)')
+  .option('--cron <expr>', 'when to run, cron syntax', '0 2 * * *')
+  .option('--timezone <tz>', 'IANA time zone of the cron expression', 'UTC')
+  .option('--overlap <policy>', 'if the previous run is still going: skip | buffer-one', 'skip')
+  .option('--catchup-window <duration>', 'missed runs (server down) younger than this still run', '1h')
+  .option('--no-pause-on-failure', 'keep the schedule running after a failed flywheel run')
+  .description('create the nightly schedule of a flywheel')
+  .action(
+    async (
+      file: string,
+      o: {
+        cron: string;
+        timezone: string;
+        overlap: 'skip' | 'buffer-one';
+        catchupWindow: string;
+        pauseOnFailure: boolean;
+      },
+    ) => {
+      try {
+        const document = readSpecDocument(file);
+        const spec = checkSchedule(file, document, o);
+        const { client, close } = await connectClient();
+        const handle = await createSchedule(client, document, spec.name, o);
+        console.log(describeSchedule(await handle.describe()));
+        await close();
+      } catch (e) {
+        fatal(e);
+      }
+    },
+  );
+
+for (const [verb, what] of [
+  ['describe', 'show a schedule, its next and recent runs'],
+  ['pause', 'pause a schedule'],
+  ['unpause', 'resume a paused schedule'],
+  ['trigger', 'run the flywheel now'],
+  ['delete', 'delete a schedule (running rounds go on)'],
+] as const) {
+  schedule
+    .command(verb)
+    .argument('<name>', 'flywheel name')
+    .option('--note <text>', 'why (pause/unpause)')
+    .description(what)
+    .action(async (name: string, o: { note?: string }) => {
+      try {
+        const { client, close } = await connectClient();
+        const handle = client.schedule.getHandle(scheduleId(name));
+        if (verb === 'pause') await handle.pause(o.note);
+        if (verb === 'unpause') await handle.unpause(o.note);
+        if (verb === 'trigger') await handle.trigger();
+        if (verb === 'delete') await handle.delete();
+        console.log(verb === 'delete' ? `deleted ${scheduleId(name)}` : describeSchedule(await handle.describe()));
+        await close();
+      } catch (e) {
+        fatal(e);
+      }
+    });
+}
+
+schedule
+  .command('backfill')
+  .argument('<name>', 'flywheel name')
+  .requiredOption('--start <iso-time>', 'take the runs scheduled from this time')
+  .requiredOption('--end <iso-time>', 'up to this time')
+  .description('run the scheduled runs of a past period now (e.g. after an outage longer than the catch-up window)')
+  .action(async (name: string, o: { start: string; end: string }) => {
+    try {
+      const start = new Date(o.start);
+      const end = new Date(o.end);
+      if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end <= start) {
+        throw new SpecFileError('backfill', ['--start/--end: two ISO times with start before end']);
+      }
+      const { client, close } = await connectClient();
+      const handle = client.schedule.getHandle(scheduleId(name));
+      await handle.backfill({ start, end, overlap: ScheduleOverlapPolicy.BUFFER_ALL });
+      console.log(describeSchedule(await handle.describe()));
+      await close();
     } catch (e) {
       fatal(e);
     }

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from tao_jobs.models import tiny
+from tao_jobs.models import tiny, tiny_corpus
 from tao_jobs.models.local import model_rev, tiny_cached
 
 
@@ -49,7 +49,7 @@ def test_tokenizer_chat_template_and_special_tokens(tmp_path):
     [(0, "zero"), (8, "eight"), (20, "twenty"), (52, "fifty two"), (100, "one hundred"), (206, "two hundred six")],
 )
 def test_number_words(n, words):
-    assert tiny.number_words(n) == words
+    assert tiny_corpus.number_words(n) == words
 
 
 @pytest.mark.parametrize(

@@ -29,12 +29,15 @@ def local_model_dir(store: Store, uri: str) -> Path:
 
 def tiny_cached(uri: str) -> Path:
     """Builds a tiny model once per URI into the cache (atomic rename: concurrent builders are safe)."""
-    from . import tiny
+    from . import tiny, tiny_corpus
 
     tiny.parse(uri)  # ValueError early for a bad URI
     root = Path(os.environ.get("TAO_TINY_CACHE") or Path.home() / ".cache" / "tao" / "tiny")
     # Keyed by the URI and the builder's source: a changed builder never serves a stale model.
-    key = hashlib.sha256(uri.encode() + b"\0" + Path(tiny.__file__).read_bytes()).hexdigest()[:16]
+    h = hashlib.sha256(uri.encode())
+    for module in (tiny, tiny_corpus):
+        h.update(b"\0" + Path(module.__file__).read_bytes())
+    key = h.hexdigest()[:16]
     target = root / key
     if (target / "config.json").is_file():
         return target

@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from ..contract import BadInput, emit, progress
 from ..engines import Request, open_engine
@@ -153,4 +154,6 @@ def run(spec: dict, store: Store) -> dict:
         shutil.rmtree(workdir, ignore_errors=True)
     for i in range(len(chunks)):
         store.delete(_chunk_uri(spec, i))
+    if spec["output"].startswith("file://"):  # object stores have no directories to remove
+        shutil.rmtree(Path(unquote(urlparse(spec["output"]).path)) / "chunks", ignore_errors=True)
     return manifest

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..contract import BadInput, progress
 from ..manifest import publish
+from ..models.drift import kl_to_base
 from ..models.local import local_model_dir
 from ..prompts import read_artifact
 from ..store import Store
@@ -52,7 +53,7 @@ def _load_pairs(store: Store, uri: str, min_margin: float) -> tuple[list[dict], 
     return pairs, dropped
 
 
-def _callback(total_hint: list[int]):
+def _callback():
     from transformers import TrainerCallback
 
     class ProgressCallback(TrainerCallback):
@@ -62,7 +63,7 @@ def _callback(total_hint: list[int]):
             logs = logs or {}
             keep = ("loss", "rewards/margins", "rewards/accuracies", "learning_rate")
             fields = {k.replace("/", "_"): round(float(v), 5) for k, v in logs.items() if k in keep}
-            progress(STAGE, state.global_step, state.max_steps or total_hint[0], **fields)
+            progress(STAGE, state.global_step, state.max_steps, **fields)
 
     return ProgressCallback()
 
@@ -74,40 +75,6 @@ def _device_and_dtype():
         bf16 = torch.cuda.is_bf16_supported()
         return "cuda", (torch.bfloat16 if bf16 else torch.float32), bf16
     return "cpu", torch.float32, False
-
-
-def kl_to_base(tuned, base, tokenizer, pairs: list[dict], device: str, batch_size: int = 16) -> float:
-    """Mean per-token KL(tuned || base) over the chosen responses' tokens (prompt tokens excluded)."""
-    import torch
-
-    seqs = []
-    for p in pairs:
-        prompt = tokenizer.apply_chat_template(p["prompt"], add_generation_prompt=True, tokenize=False)
-        full = tokenizer.apply_chat_template(p["prompt"] + p["chosen"], tokenize=False)
-        ids = tokenizer(full, add_special_tokens=False)["input_ids"]
-        n_prompt = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
-        if len(ids) > n_prompt:
-            seqs.append((ids, n_prompt))
-    total, count = 0.0, 0
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    with torch.inference_mode():
-        for start in range(0, len(seqs), batch_size):
-            batch = seqs[start : start + batch_size]
-            width = max(len(ids) for ids, _ in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            attn = torch.zeros((len(batch), width), dtype=torch.long)
-            mask = torch.zeros((len(batch), width - 1), dtype=torch.bool)  # positions predicting a response token
-            for j, (x, n_prompt) in enumerate(batch):
-                ids[j, : len(x)] = torch.tensor(x)
-                attn[j, : len(x)] = 1
-                mask[j, n_prompt - 1 : len(x) - 1] = True
-            ids, attn, mask = ids.to(device), attn.to(device), mask.to(device)
-            lt = torch.log_softmax(tuned(input_ids=ids, attention_mask=attn).logits[:, :-1].float(), -1)
-            lb = torch.log_softmax(base(input_ids=ids, attention_mask=attn).logits[:, :-1].float(), -1)
-            kl = (lt.exp() * (lt - lb)).sum(-1)
-            total += float(kl[mask].sum())
-            count += int(mask.sum())
-    return total / count if count else 0.0
 
 
 def _loss(params: dict) -> dict:
@@ -169,7 +136,6 @@ def run(spec: dict, store: Store) -> dict:
         task_type="CAUSAL_LM",
     )
     workdir = Path(tempfile.mkdtemp(prefix="tao-train-"))
-    total_hint = [max(1, params["maxSteps"])]
     try:
         args = DPOConfig(
             output_dir=str(workdir / "trainer"),
@@ -197,7 +163,7 @@ def run(spec: dict, store: Store) -> dict:
             train_dataset=Dataset.from_list(pairs),
             processing_class=tokenizer,
             peft_config=peft_config,
-            callbacks=[_callback(total_hint)],
+            callbacks=[_callback()],
         )
         trainer.remove_callback(PrinterCallback)  # stdout carries JSON lines only
         result = trainer.train()
