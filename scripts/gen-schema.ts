@@ -5,6 +5,7 @@
 import { writeFileSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { FlywheelSpecSchema } from '../common/flywheel-spec.js';
 import { RunSpecSchema } from '../common/run-spec.js';
 import { StageSpecSchema } from '../common/stage-spec.js';
 
@@ -13,10 +14,12 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 export function schemaFiles(): Record<string, string> {
   const run = z.toJSONSchema(RunSpecSchema, { io: 'input', target: 'draft-2020-12' });
   const stage = z.toJSONSchema(StageSpecSchema, { io: 'input', target: 'draft-2020-12' });
+  const flywheel = z.toJSONSchema(FlywheelSpecSchema, { io: 'input', target: 'draft-2020-12' });
   const text = (s: object, id: string) => JSON.stringify({ $id: id, title: id, ...s }, null, 2) + '\n';
   return {
     'schemas/run-spec.schema.json': text(run, 'tao/v1 Round'),
     'schemas/stage-spec.schema.json': text(stage, 'tao/v1 StageSpec'),
+    'schemas/flywheel-spec.schema.json': text(flywheel, 'tao/v1 Flywheel'),
     'jobs/src/tao_jobs/schemas/stage-spec.schema.json': text(stage, 'tao/v1 StageSpec'),
     'jobs/src/tao_jobs/schemas/run-spec.schema.json': text(run, 'tao/v1 Round'),
   };

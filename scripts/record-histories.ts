@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url';
 import { createActivities } from '../activities/index.js';
 import { openStore } from '../activities/artifacts/open-store.js';
 import { LocalExecutor } from '../activities/executors/local.js';
-import { ROUND_WORKFLOW } from '../common/constants.js';
+import { FLYWHEEL_WORKFLOW, ROUND_WORKFLOW } from '../common/constants.js';
 import type { RunSpecInput } from '../common/run-spec.js';
 import { progressQuery, retryStageUpdate, skipStageUpdate } from '../workflows/messages.js';
 import { startDevServer } from './lib/temporal-dev.js';
@@ -106,6 +106,32 @@ await worker.runUntil(async () => {
   await skip.executeUpdate(retryStageUpdate, { args: [{ stage: 'generate', shard: 1 }] });
   await skip.result();
   await save('rec-skip', 'tao-round-skip-shard.json');
+
+  // a flywheel run: collect, one round as a child, commit; then a run with nothing new
+  const root = pathToFileURL(path.join(tmp, 'fw')).href;
+  fs.mkdirSync(new URL(`${root}/logs/`), { recursive: true });
+  const line = (t: string) => JSON.stringify({ messages: [{ role: 'user', content: t }] });
+  fs.writeFileSync(new URL(`${root}/logs/day-1.jsonl`), ['a', 'b', 'c', 'd'].map(line).join('\n') + '\n');
+  const { name: _n, round: _r, prompts: _p, ...template } = spec('fw');
+  const flywheel = {
+    apiVersion: 'tao/v1',
+    name: 'fw',
+    source: { uri: `${root}/logs/` },
+    minNewPrompts: 2,
+    template: { ...template, artifacts: { uri: root } },
+  };
+  await client.workflow.execute(FLYWHEEL_WORKFLOW, {
+    taskQueue: 'record',
+    workflowId: 'rec-flywheel',
+    args: [flywheel],
+  });
+  await save('rec-flywheel', 'tao-flywheel-round.json');
+  await client.workflow.execute(FLYWHEEL_WORKFLOW, {
+    taskQueue: 'record',
+    workflowId: 'rec-flywheel-empty',
+    args: [flywheel],
+  });
+  await save('rec-flywheel-empty', 'tao-flywheel-nothing-new.json');
 });
 await native.close();
 await connection.close();
