@@ -111,6 +111,11 @@ export const RunSpecSchema = z
         maxSteps: z.number().int().default(-1),
         batchSize: z.number().int().min(1).default(4),
         beta: z.number().positive().default(0.1),
+        sftWeight: z
+          .number()
+          .min(0)
+          .default(1)
+          .describe('weight of a log-likelihood term on the chosen answer added to DPO (RPO); 0 = pure DPO'),
         seed: z.number().int().default(0),
       })
       .strict(),

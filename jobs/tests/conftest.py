@@ -69,6 +69,7 @@ DEFAULT_PARAMS: dict[str, dict] = {
         "maxSteps": 2,
         "batchSize": 2,
         "beta": 0.1,
+        "sftWeight": 1.0,
         "seed": 0,
     },
     "evaluate": {"scoring": SCORING, "samplesPerPrompt": 1, "temperature": 0, "maxTokens": 8, "seed": 0},
@@ -296,17 +297,13 @@ def s3_server(tmp_path_factory):
         deadline = time.time() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(
-                    f"weed mini exited ({proc.returncode}): {(data / 'weed.log').read_text()[-2000:]}"
-                )
+                raise RuntimeError(f"weed mini exited ({proc.returncode}): {(data / 'weed.log').read_text()[-2000:]}")
             try:
                 client.head_bucket(Bucket=bucket)
                 break
             except Exception as e:  # noqa: BLE001 - not ready yet
                 if time.time() > deadline:
-                    raise RuntimeError(
-                        f"weed mini not ready in 60 s: {(data / 'weed.log').read_text()[-2000:]}"
-                    ) from e
+                    raise RuntimeError(f"weed mini not ready in 60 s: {(data / 'weed.log').read_text()[-2000:]}") from e
                 time.sleep(0.3)
         yield S3Server(endpoint, bucket, creds | {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": "us-east-1"})
     finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SCORING, make_spec, read_jsonl, read_manifest, run_stage, spec_output, write_jsonl
+from tao_jobs.contract import BadInput
 from tao_jobs.models.local import tiny_cached
 from tao_jobs.stages.evaluate import bootstrap_ci, summarize
 
@@ -85,3 +86,19 @@ def test_bootstrap_ci_and_summary():
     m = summarize(rows, ["a", "b"], 100, 0)
     assert (m["base"]["mean"], m["tuned"]["mean"], m["improvement"]) == (0.25, 0.75, 0.5)
     assert (m["winRate"], m["tieRate"], m["base"]["meanLength"]) == (0.5, 0.5, 4)
+
+
+def test_summary_leaves_out_unscored_samples_and_prompts():
+    # prompt "c" has no score for the tuned model (every scorer abstained): it is left out of the paired
+    # comparison instead of counting as 0; "a"'s unscored base sample is left out of "a"'s mean.
+    rows = [
+        {"prompt_id": "a", "model": "base", "score": 0.2, "text": "x"},
+        {"prompt_id": "a", "model": "base", "score": None, "text": "x"},
+        {"prompt_id": "a", "model": "tuned", "score": 0.6, "text": "x"},
+        {"prompt_id": "c", "model": "base", "score": 0.9, "text": "x"},
+        {"prompt_id": "c", "model": "tuned", "score": None, "text": "x"},
+    ]
+    m = summarize(rows, ["a", "c"], 100, 0)
+    assert (m["base"]["n"], m["base"]["mean"], m["tuned"]["mean"], m["unscoredSamples"]) == (1, 0.2, 0.6, 2)
+    with pytest.raises(BadInput, match="no held-out prompt has a score for both models"):
+        summarize([r for r in rows if r["prompt_id"] == "c"], ["c"], 100, 0)

@@ -13,9 +13,7 @@ from tao_jobs.stages import prepare
 
 
 def prompts(n: int, start: int = 0) -> list[dict]:
-    return [
-        {"id": f"p{i:03d}", "prompt": f"question {i}?", "task": "trivia"} for i in range(start, start + n)
-    ]
+    return [{"id": f"p{i:03d}", "prompt": f"question {i}?", "task": "trivia"} for i in range(start, start + n)]
 
 
 @pytest.fixture
@@ -37,9 +35,7 @@ def test_end_to_end_dedupes_splits_shards_and_skips_invalid(tmp_path, model_dir)
     rows.append({"id": "copy", "prompt": "question 2?", "task": "trivia"})  # duplicate content
     rows.append({"id": "bad"})
     write_jsonl(tmp_path / "in" / "prompts.jsonl", rows)
-    spec = make_spec(
-        "prepare", tmp_path, inputs={"model": model_dir}, params={"onInvalid": "skip", "shards": 3}
-    )
+    spec = make_spec("prepare", tmp_path, inputs={"model": model_dir}, params={"onInvalid": "skip", "shards": 3})
     rc, stdout, stderr, reason = run_stage("prepare", spec)
     assert rc == 0, stderr
     assert reason == ""
@@ -59,9 +55,7 @@ def test_end_to_end_dedupes_splits_shards_and_skips_invalid(tmp_path, model_dir)
     assert [len(read_jsonl(out + rel)) for rel in m["outputs"]["prompts"]] == metrics["perShard"]
     ids = [r["prompt_id"] for r in train + held]
     assert sorted(ids) == [f"p{i:03d}" for i in range(40)]
-    assert (
-        next(r for r in train + held if r["prompt_id"] == "p001")["messages"][0]["content"] == "question 1?"
-    )
+    assert next(r for r in train + held if r["prompt_id"] == "p001")["messages"][0]["content"] == "question 1?"
     for rel in m["outputs"]["prompts"]:
         shard = int(rel[-10:-6])
         assert all(prepare.shard_of(r["prompt_id"], 3) == shard for r in read_jsonl(out + rel))
@@ -94,9 +88,7 @@ def test_split_and_shards_are_stable_across_runs_and_additions(tmp_path, model_d
     pa, pc = placement(out_a, a), placement(out_c, c)
     assert all(pc[pid] == side for pid, side in pa.items())
     assert a["metrics"] == b["metrics"] and a["outputs"] == b["outputs"]
-    d = run_in_process(
-        make_spec("prepare", tmp_path, inputs={"model": model_dir}, params=params | {"seed": 8})
-    )
+    d = run_in_process(make_spec("prepare", tmp_path, inputs={"model": model_dir}, params=params | {"seed": 8}))
     assert d["files"] != a["files"]  # another seed, another split
 
 
@@ -124,10 +116,7 @@ def test_on_invalid_fail_exits_65_naming_file_and_line(tmp_path, model_dir):
     spec = make_spec("prepare", tmp_path, inputs={"model": model_dir})
     rc, _, stderr, reason = run_stage("prepare", spec)
     assert rc == 65, stderr
-    assert (
-        reason.startswith(f"bad input: {uri}: 1 invalid prompt line(s)")
-        and "line 6: not valid JSON" in reason
-    )
+    assert reason.startswith(f"bad input: {uri}: 1 invalid prompt line(s)") and "line 6: not valid JSON" in reason
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("manifest.json"))
 
 
@@ -180,12 +169,8 @@ def test_spec_problems_exit_64_listing_each(tmp_path, model_dir):
     assert "params.heldOutFraction: must be between 0 and 1" in reason
     assert stderr.count("invalid stage spec: ") == 2
     with pytest.raises(InvalidSpec) as e:
-        run_in_process(
-            make_spec("prepare", tmp_path, inputs={"model": model_dir}, params={"heldOutFraction": None})
-        )
-    assert e.value.problems == [
-        "params.heldOutFraction: set exactly one of params.heldOutFraction and inputs.heldOut"
-    ]
+        run_in_process(make_spec("prepare", tmp_path, inputs={"model": model_dir}, params={"heldOutFraction": None}))
+    assert e.value.problems == ["params.heldOutFraction: set exactly one of params.heldOutFraction and inputs.heldOut"]
 
 
 def test_model_must_be_a_model_directory(tmp_path):

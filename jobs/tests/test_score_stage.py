@@ -91,9 +91,7 @@ def test_unknown_prompt_id_names_file_and_line(tmp_path):
 
 
 def test_corrupt_generation_line_names_file_and_line(tmp_path):
-    setup_inputs(
-        tmp_path, [gen("a", "a-0", "x"), None, gen("a", "a-2", "y")], raw_lines={2: '{"prompt_id": "a"'}
-    )
+    setup_inputs(tmp_path, [gen("a", "a-0", "x"), None, gen("a", "a-2", "y")], raw_lines={2: '{"prompt_id": "a"'})
     uri = (tmp_path / "in" / "generations.jsonl").as_uri()
     rc, _, _, reason = run_stage("score", make_spec("score", tmp_path, params=PARAMS))
     assert rc == 65

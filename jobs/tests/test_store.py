@@ -74,8 +74,7 @@ def test_s3_prepare_end_to_end(tmp_path, s3_server, monkeypatch):
     manifest = json.loads(store.read_text(out + "manifest.json"))
     assert manifest["outputs"]["model"] == prefix + "in/model/"
     assert store.list(out) == sorted(
-        out + p
-        for p in ["heldout.jsonl", "manifest.json", "prompts/shard-0000.jsonl", "prompts/shard-0001.jsonl"]
+        out + p for p in ["heldout.jsonl", "manifest.json", "prompts/shard-0000.jsonl", "prompts/shard-0001.jsonl"]
     )
     assert manifest["metrics"]["train"] + manifest["metrics"]["heldOut"] == 12
 

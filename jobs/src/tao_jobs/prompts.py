@@ -82,9 +82,7 @@ def expand(store: Store, uri: str) -> list[str]:
     return files
 
 
-def read_artifact(
-    store: Store, uri: str, fields: dict[str, type | tuple[type, ...]]
-) -> list[tuple[int, dict]]:
+def read_artifact(store: Store, uri: str, fields: dict[str, type | tuple[type, ...]]) -> list[tuple[int, dict]]:
     """All rows of one of our JSONL artifacts, each checked for ``fields``; (line number, row) pairs."""
     rows = []
     for n, row in iter_jsonl(store, uri):

@@ -54,9 +54,7 @@ class JsonScorer(RuleScorer):
                     self.validator = Draft202012Validator(schema)
                 except SchemaError as e:
                     where = "/".join(str(p) for p in e.path)
-                    problems.append(
-                        f"schema: not a valid JSON Schema ({where + ': ' if where else ''}{e.message})"
-                    )
+                    problems.append(f"schema: not a valid JSON Schema ({where + ': ' if where else ''}{e.message})")
         if problems:
             raise ScorerParamsError(problems)
 

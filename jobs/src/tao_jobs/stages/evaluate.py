@@ -77,11 +77,19 @@ def summarize(rows: list[dict], prompt_ids: list[str], resamples: int, seed: int
     """The evaluation metrics from scored rows (``eval.jsonl``): see the module docstring."""
     per: dict[str, dict[str, list[float]]] = {m: {} for m in MODELS}
     lengths: dict[str, list[int]] = {m: [] for m in MODELS}
+    unscored = 0
     for r in rows:
-        per[r["model"]].setdefault(r["prompt_id"], []).append(r["score"])
         lengths[r["model"]].append(len(r["text"]))
+        if r["score"] is None:  # every scorer abstained on this sample (e.g. unparseable judge verdicts)
+            unscored += 1
+            continue
+        per[r["model"]].setdefault(r["prompt_id"], []).append(r["score"])
+    # Base and tuned are compared prompt by prompt: a prompt without a score for either model is left out.
+    prompt_ids = [pid for pid in prompt_ids if all(per[m].get(pid) for m in MODELS)]
+    if not prompt_ids:
+        raise BadInput("no held-out prompt has a score for both models: every scorer abstained")
     means = {m: [statistics.fmean(per[m][pid]) for pid in prompt_ids] for m in MODELS}
-    out: dict = {}
+    out: dict = {"unscoredSamples": unscored}
     for m in MODELS:
         lo, hi = bootstrap_ci(means[m], resamples, seed)
         out[m] = {
@@ -102,8 +110,13 @@ def summarize(rows: list[dict], prompt_ids: list[str], resamples: int, seed: int
 
 def run(spec: dict, store: Store) -> dict:
     started = time.time()
+    # The plan may hold worker processes (sql) and models (reward-model): close them whatever happens.
+    with ScoringPlan.from_params(spec["params"]["scoring"], path="params.scoring", store=store) as plan:
+        return _evaluate(spec, store, plan, started)
+
+
+def _evaluate(spec: dict, store: Store, plan: ScoringPlan, started: float) -> dict:
     params = spec["params"]
-    plan = ScoringPlan.from_params(params["scoring"], path="params.scoring")
     prompts = [p for f in expand(store, spec["inputs"]["prompts"]) for p in read_prepared(store, f)]
     if not prompts:
         raise BadInput(f"{spec['inputs']['prompts']}: no held-out prompts")

@@ -77,9 +77,7 @@ def _check(spec: dict) -> None:
     problems = []
     fraction = params.get("heldOutFraction")
     if (fraction is None) == ("heldOut" not in inputs):
-        problems.append(
-            "params.heldOutFraction: set exactly one of params.heldOutFraction and inputs.heldOut"
-        )
+        problems.append("params.heldOutFraction: set exactly one of params.heldOutFraction and inputs.heldOut")
     if fraction is not None and not 0 < fraction < 1:
         problems.append(f"params.heldOutFraction: must be between 0 and 1 (exclusive), got {fraction}")
     if problems:
@@ -114,9 +112,7 @@ def _split(store: Store, spec: dict) -> tuple[list[dict], list[dict], dict]:
             raise BadInput(f"{inputs['heldOut']}: no valid held-out prompts")
         held_ids = {p["prompt_id"] for p in held}
         held_contents = {_messages_key(p) for p in held}
-        train = [
-            p for p in prompts if p["prompt_id"] not in held_ids and _messages_key(p) not in held_contents
-        ]
+        train = [p for p in prompts if p["prompt_id"] not in held_ids and _messages_key(p) not in held_contents]
         removed = len(prompts) - len(train)
     else:
         train, held = split_fraction(prompts, params["heldOutFraction"], params["seed"])
