@@ -5,8 +5,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { portOpen, waitUntil } from '../scripts/lib/processes.js';
 import { startS3Dev, type S3Dev } from '../scripts/lib/s3-dev.js';
-import { startDevServer, type DevServer } from '../scripts/lib/temporal-dev.js';
+import { startDevServer, stopDevServer, type DevServer } from '../scripts/lib/temporal-dev.js';
 import { venvBin } from '../scripts/lib/tools.js';
 
 export const TEST_ROOT = path.resolve('test-output');
@@ -28,6 +29,10 @@ let s3: S3Dev | undefined;
 export async function setup(project: TestProject) {
   fs.mkdirSync(TEST_ROOT, { recursive: true });
   const python = venvBin('python');
+  if (stopDevServer(path.join(TEST_ROOT, 'temporal'))) {
+    // left behind by an interrupted run: wait for its port to close
+    await waitUntil('the old test server to stop', async () => !(await portOpen(17233)), 30_000);
+  }
   [temporal, s3] = await Promise.all([
     startDevServer({ dir: path.join(TEST_ROOT, 'temporal'), port: 17233, uiPort: 18233 }),
     startS3Dev({ dir: path.join(TEST_ROOT, 's3', 'data'), basePort: 18333, bucket: 'tao-test' }),

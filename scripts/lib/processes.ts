@@ -1,6 +1,6 @@
 /** Starting and stopping the local servers this project runs (by pid, never by name), with readiness waits. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync } from 'node:fs';
+import fs, { openSync } from 'node:fs';
 import net from 'node:net';
 
 export interface Started {
@@ -64,4 +64,17 @@ export async function waitUntil(what: string, check: () => Promise<boolean>, tim
     await new Promise((r) => setTimeout(r, 500));
   }
   throw new Error(`${what} not ready after ${timeoutMs / 1000}s${logFile ? `; see ${logFile}` : ''}`);
+}
+
+/** Stops the process group recorded in a pid file (one we started earlier), if it is still running. */
+export function stopByPidFile(file: string): boolean {
+  if (!fs.existsSync(file)) return false;
+  const pid = Number(fs.readFileSync(file, 'utf8'));
+  fs.rmSync(file, { force: true });
+  try {
+    process.kill(-pid, 'SIGTERM');
+    return true;
+  } catch {
+    return false;
+  }
 }

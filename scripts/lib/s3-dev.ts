@@ -7,7 +7,7 @@
 import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startLogged, waitUntil, type Started } from './processes.js';
+import { startLogged, stopByPidFile, waitUntil, type Started } from './processes.js';
 import { venvBin } from './tools.js';
 
 export interface S3Dev extends Started {
@@ -19,6 +19,8 @@ export interface S3Dev extends Started {
 }
 
 export async function startS3Dev(o: { dir: string; basePort: number; bucket: string }): Promise<S3Dev> {
+  const pidFile = path.join(o.dir, '..', `weed-${o.basePort}.pid`);
+  stopByPidFile(pidFile); // a server left behind by an interrupted run of ours
   fs.rmSync(o.dir, { recursive: true, force: true });
   fs.mkdirSync(o.dir, { recursive: true });
   const p = o.basePort;
@@ -50,6 +52,7 @@ export async function startS3Dev(o: { dir: string; basePort: number; bucket: str
     AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
   };
   const started = startLogged(venvBin('weed'), args, path.join(o.dir, '..', `weed-${p}.log`), env);
+  fs.writeFileSync(pidFile, String(started.child.pid));
   const endpoint = `http://127.0.0.1:${p}`;
   const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials });
   await waitUntil(

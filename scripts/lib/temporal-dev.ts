@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { portOpen, startLogged, waitUntil, type Started } from './processes.js';
+import { portOpen, startLogged, stopByPidFile, waitUntil, type Started } from './processes.js';
 import { venvBin } from './tools.js';
 import { SEARCH_ATTRIBUTE_TYPES } from '../../common/search-attributes.js';
 
@@ -72,14 +72,5 @@ export function pidFile(dir: string): string {
 
 /** Stops a dev server left running in the background (by the demo or `tao dev --detach`), by its pid file. */
 export function stopDevServer(dir: string): boolean {
-  const file = pidFile(dir);
-  if (!fs.existsSync(file)) return false;
-  const pid = Number(fs.readFileSync(file, 'utf8'));
-  fs.rmSync(file);
-  try {
-    process.kill(-pid, 'SIGTERM');
-    return true;
-  } catch {
-    return false;
-  }
+  return stopByPidFile(pidFile(dir));
 }

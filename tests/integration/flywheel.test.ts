@@ -195,7 +195,10 @@ describe('taoFlywheel on a schedule', () => {
       });
       expect(d.policies).toMatchObject({ overlap: 'SKIP', catchupWindow: 3_600_000, pauseOnFailure: true });
       expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: 'taoFlywheel', taskQueue: 'tao' });
-      expect(d.action.type === 'startWorkflow' && d.action.args?.[0]).toMatchObject({ name: 'fwcli', apiVersion: 'tao/v1' });
+      expect(d.action.type === 'startWorkflow' && d.action.args?.[0]).toMatchObject({
+        name: 'fwcli',
+        apiVersion: 'tao/v1',
+      });
     } finally {
       await client.schedule.getHandle(id).delete();
       await close();
