@@ -95,8 +95,21 @@ export const RunSpecSchema = z
       .strict(),
     training: z
       .object({
-        algorithm: z.enum(['dpo']).default('dpo'),
-        minMargin: z.number().min(0).default(0.1),
+        algorithm: z.enum(['dpo', 'sft', 'kto', 'grpo']).default('dpo'),
+        minMargin: z
+          .number()
+          .min(0)
+          .default(0.1)
+          .describe('dpo: keep a best/worst pair only if their scores differ this much'),
+        minScore: z.number().default(0).describe("sft: keep a prompt's best sample only if it scores at least this"),
+        ktoQuantile: z
+          .number()
+          .gt(0)
+          .max(0.5)
+          .default(0.25)
+          .describe("kto: top and bottom fraction of each prompt's samples as desirable / undesirable"),
+        klCoef: z.number().min(0).default(0.05).describe('grpo: weight of the KL penalty to the base model'),
+        fullFineTune: z.boolean().default(false).describe('train all weights instead of a LoRA adapter'),
         lora: z
           .object({
             r: z.number().int().min(1).default(8),

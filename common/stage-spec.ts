@@ -89,7 +89,14 @@ export const DatasetSpecSchema = z
     inputs: z
       .object({ prompts: z.array(uri).min(1), generations: z.array(uri).min(1), scores: z.array(uri).min(1) })
       .strict(),
-    params: z.object({ algorithm: z.enum(['dpo']), minMargin: z.number().min(0) }).strict(),
+    params: z
+      .object({
+        algorithm: z.enum(['dpo', 'sft', 'kto', 'grpo']),
+        minMargin: z.number().min(0),
+        minScore: z.number().optional(),
+        ktoQuantile: z.number().gt(0).max(0.5).optional(),
+      })
+      .strict(),
   })
   .strict();
 

@@ -213,7 +213,12 @@ async function runRound(spec: RunSpec, ctx: RoundContext): Promise<RoundResult> 
       'dataset',
       null,
       { prompts: kept.map((s) => s.prompts), generations, scores },
-      { algorithm: spec.training.algorithm, minMargin: spec.training.minMargin },
+      {
+        algorithm: spec.training.algorithm,
+        minMargin: spec.training.minMargin,
+        minScore: spec.training.minScore,
+        ktoQuantile: spec.training.ktoQuantile,
+      },
     ),
   );
 
