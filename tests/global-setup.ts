@@ -29,15 +29,20 @@ let s3: S3Dev | undefined;
 export async function setup(project: TestProject) {
   fs.mkdirSync(TEST_ROOT, { recursive: true });
   const python = venvBin('python');
-  if (stopDevServer(path.join(TEST_ROOT, 'temporal'))) {
+  // TAO_TEST_PORT lets two test runs share a machine (default 17233; UI +1000, S3 +1100)
+  const port = Number(process.env.TAO_TEST_PORT ?? 17233);
+  const temporalDir = path.join(TEST_ROOT, `temporal-${port}`);
+  if (stopDevServer(temporalDir)) {
     // left behind by an interrupted run: wait for its port to close
-    await waitUntil('the old test server to stop', async () => !(await portOpen(17233)), 30_000);
+    await waitUntil('the old test server to stop', async () => !(await portOpen(port)), 30_000);
   }
   [temporal, s3] = await Promise.all([
-    startDevServer({ dir: path.join(TEST_ROOT, 'temporal'), port: 17233, uiPort: 18233 }),
-    startS3Dev({ dir: path.join(TEST_ROOT, 's3', 'data'), basePort: 18333, bucket: 'tao-test' }),
+    startDevServer({ dir: temporalDir, port, uiPort: port + 1000 }),
+    startS3Dev({ dir: path.join(TEST_ROOT, `s3-${port}`, 'data'), basePort: port + 1100, bucket: 'tao-test' }),
   ]);
-  if (!temporal.owned) throw new Error('port 17233 is taken by another process; stop it before running the tests');
+  if (!temporal.owned) {
+    throw new Error(`port ${port} is taken by another process; stop it or set TAO_TEST_PORT to another base port`);
+  }
   project.provide('temporalAddress', temporal.address);
   project.provide('temporalUi', temporal.uiUrl ?? '');
   project.provide('s3Endpoint', s3.endpoint);
