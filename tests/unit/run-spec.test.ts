@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { FlywheelSpecSchema } from '../../common/flywheel-spec.js';
 import { validateRunSpec } from '../../common/validate.js';
 
 const dir = path.resolve('tests/fixtures/specs');
@@ -48,5 +49,17 @@ describe('run spec validation (shared fixtures with the Python jobs)', () => {
       expect(r.ok).toBe(false);
       if (!r.ok) expect(r.errors.join('\n')).toContain('evaluation: set exactly one of heldOutFraction and heldOutUri');
     }
+  });
+});
+
+describe('shipped examples', () => {
+  it('the demo round spec is valid', () => {
+    const r = validateRunSpec(JSON.parse(readFileSync('examples/demo/round.json', 'utf8')));
+    expect(r.ok ? [] : r.errors).toEqual([]);
+  });
+
+  it('the flywheel spec is valid', () => {
+    const r = FlywheelSpecSchema.safeParse(JSON.parse(readFileSync('examples/flywheel/flywheel.json', 'utf8')));
+    expect(r.success ? [] : r.error.issues).toEqual([]);
   });
 });
