@@ -3,10 +3,10 @@
  * upsert in a workflow would fail its workflow task over and over, so the worker checks at start-up.
  */
 import type { Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto'; // CommonJS: no named ESM exports
 import { SEARCH_ATTRIBUTE_TYPES } from '../../common/search-attributes.js';
 
-const { IndexedValueType } = temporal.api.enums.v1;
+const { IndexedValueType } = proto.temporal.api.enums.v1;
 
 export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
