@@ -12,12 +12,14 @@ import { Command } from 'commander';
 import path from 'node:path';
 import { Connection, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { JobStage } from '../common/run-spec.js';
+import { loadCodecFromEnv } from '../workers/codec.js';
 import { temporalEnv } from '../workers/config.js';
 import { abortUpdate, retryStageUpdate, skipStageUpdate } from '../workflows/messages.js';
 import { ensureSearchAttributes } from './lib/search-attributes.js';
 import type { RoundResult } from '../common/types.js';
 import { progressQuery } from '../workflows/messages.js';
 import { connectClient } from './lib/client.js';
+import { DEFAULT_UI_ORIGINS, startCodecServer } from './lib/codec-server.js';
 import { follow, renderProgress, startRound, summarise, uiLink } from './lib/round.js';
 import { checkSchedule, createSchedule, describeSchedule, scheduleId } from './lib/schedule.js';
 import { loadSpecFile, readSpecDocument, SpecFileError } from './lib/spec-file.js';
@@ -263,6 +265,37 @@ schedule
       await handle.backfill({ start, end, overlap: ScheduleOverlapPolicy.BUFFER_ALL });
       console.log(describeSchedule(await handle.describe()));
       await close();
+    } catch (e) {
+      fatal(e);
+    }
+  });
+
+program
+  .command('codec-server')
+  .option('--port <port>', 'port to listen on', '8888')
+  .option('--host <host>', 'address to listen on (anyone who can reach it can decrypt payloads)', '127.0.0.1')
+  .option('--ui-origin <origins>', 'Web UI origin(s) allowed by CORS, comma-separated', DEFAULT_UI_ORIGINS.join(','))
+  .description(
+    'serve the payload codec (TAO_CODEC_KEY / TAO_CODEC_KEY_FILE) to the Temporal Web UI: POST /encode, /decode',
+  )
+  .action(async (o: { port: string; host: string; uiOrigin: string }) => {
+    try {
+      const codec = loadCodecFromEnv();
+      if (!codec) throw new Error('no codec key configured: set TAO_CODEC_KEY or TAO_CODEC_KEY_FILE');
+      const origins = o.uiOrigin
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      const server = await startCodecServer({ codec, port: Number(o.port), host: o.host, origins });
+      console.error(
+        `tao codec-server: ${server.url} (keys ${codec.keyIds.join(', ')}; CORS for ${origins.join(', ')})`,
+      );
+      console.error(`Web UI: temporal server start-dev --ui-codec-endpoint ${server.url}, or Data Encoder settings`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
+      await server.close();
     } catch (e) {
       fatal(e);
     }

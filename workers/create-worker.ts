@@ -4,6 +4,7 @@ import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { openStore } from '../activities/artifacts/open-store.js';
 import { LocalExecutor } from '../activities/executors/local.js';
 import { TASK_QUEUE } from '../common/constants.js';
+import { dataConverterFromEnv } from './codec.js';
 import { defaultPython, JOBS_SRC, jobsCodeVersion, REPO_ROOT, temporalEnv } from './config.js';
 
 export interface TaoWorkerOptions {
@@ -35,6 +36,8 @@ export function defaultDeps(options: TaoWorkerOptions = {}): ActivityDeps & { lo
 
 export async function createTaoWorker(options: TaoWorkerOptions = {}) {
   const env = temporalEnv();
+  // Payload encryption when TAO_CODEC_KEY / TAO_CODEC_KEY_FILE is set (workers/codec.ts); a bad key fails here.
+  const dataConverter = dataConverterFromEnv();
   const connection = options.connection ?? (await NativeConnection.connect(env.connection));
   const deps = defaultDeps(options);
   const worker = await Worker.create({
@@ -43,6 +46,7 @@ export async function createTaoWorker(options: TaoWorkerOptions = {}) {
     taskQueue: options.taskQueue ?? process.env.TAO_TASK_QUEUE ?? TASK_QUEUE,
     workflowsPath: new URL('../workflows/index.ts', import.meta.url).pathname,
     activities: createActivities(deps),
+    dataConverter,
     // Stage activities mostly wait on child processes or Jobs: many can run at once without CPU pressure.
     maxConcurrentActivityTaskExecutions: 50,
     shutdownGraceTime: '10s',

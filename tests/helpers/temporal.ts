@@ -1,5 +1,6 @@
 /** Workers and clients against the test run's real Temporal dev server. */
 import { Client, Connection } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import {
   bundleWorkflowCode,
   DefaultLogger,
@@ -26,23 +27,35 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
 
 const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
-export async function testClient(): Promise<{ client: Client; close: () => Promise<void> }> {
+/** A client of the test server; `dataConverter` e.g. with a payload codec (default: plain JSON payloads). */
+export async function testClient(
+  options: { dataConverter?: DataConverter } = {},
+): Promise<{ client: Client; close: () => Promise<void> }> {
   const connection = await Connection.connect({ address: inject('temporalAddress') });
-  return { client: new Client({ connection }), close: () => connection.close() };
+  return {
+    client: new Client({ connection, dataConverter: options.dataConverter }),
+    close: () => connection.close(),
+  };
 }
 
 export function uniqueQueue(name: string): string {
   return `${name}-${randomUUID().slice(0, 8)}`;
 }
 
-/** Runs `fn` while a worker with the given activity deps polls `taskQueue`. */
-export async function withWorker<T>(taskQueue: string, deps: ActivityDeps, fn: () => Promise<T>): Promise<T> {
+/** Runs `fn` while a worker with the given activity deps (and optional data converter) polls `taskQueue`. */
+export async function withWorker<T>(
+  taskQueue: string,
+  deps: ActivityDeps,
+  fn: () => Promise<T>,
+  options: { dataConverter?: DataConverter } = {},
+): Promise<T> {
   const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   const worker = await Worker.create({
     connection,
     taskQueue,
     workflowBundle: await workflowBundle(),
     activities: createActivities(deps),
+    dataConverter: options.dataConverter,
     shutdownGraceTime: '2s',
   });
   try {

@@ -36,6 +36,77 @@ beforeAll(() => {
   fs.writeFileSync(specFile, JSON.stringify(roundSpec(root, { name: 'cli' }), null, 2));
 });
 
+describe('operator updates from the temporal CLI and tao', () => {
+  it('a failed stage is retried with `temporal workflow update execute`; a bad action is rejected by `tao skip`', async () => {
+    const s = scripted();
+    s.setScript({ train: { exit: 65, reason: 'bad dataset' } });
+    const queue = uniqueQueue('cli-op');
+    const id = `tao/cli/${queue}`;
+    await withWorker(queue, s.deps, async () => {
+      const temporal = venvBin('temporal');
+      const address = ['--address', inject('temporalAddress')];
+      await run(temporal, [
+        'workflow',
+        'start',
+        '--task-queue',
+        queue,
+        '--type',
+        'taoRound',
+        '--workflow-id',
+        id,
+        '--input-file',
+        specFile,
+        ...address,
+      ]);
+      let waiting = '';
+      for (let i = 0; i < 150 && !waiting.includes('"train"'); i++) {
+        waiting = (
+          await run(temporal, [
+            'workflow',
+            'query',
+            '--workflow-id',
+            id,
+            '--type',
+            'progress',
+            '--output',
+            'json',
+            ...address,
+          ])
+        ).stdout;
+        if (!JSON.parse(waiting).queryResult[0].waiting.length) waiting = '';
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const skip = await tao(['skip', id, 'train']);
+      expect(skip.code).toBe(2);
+      expect(skip.stderr).toContain('train cannot be skipped safely');
+      s.setScript({});
+      const { stdout } = await run(temporal, [
+        'workflow',
+        'update',
+        'execute',
+        '--workflow-id',
+        id,
+        '--name',
+        'retryStage',
+        '--input',
+        '{"stage": "train"}',
+        ...address,
+      ]);
+      expect(stdout).toContain('train');
+      const { stdout: result } = await run(temporal, [
+        'workflow',
+        'result',
+        '--workflow-id',
+        id,
+        '--output',
+        'json',
+        ...address,
+      ]);
+      expect(result).toContain('"promoted": true');
+    });
+  });
+});
+
 describe('tao validate', () => {
   it('accepts a valid spec', async () => {
     const r = await tao(['validate', 'tests/fixtures/specs/valid/full-s3.json']);
@@ -69,6 +140,35 @@ describe('tao validate', () => {
     const r = await tao(['validate', 'no/such/spec.json']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('no/such/spec.json');
+  });
+});
+
+describe('tao schedule create refuses bad input before creating anything', () => {
+  it('names each bad field and its reason', async () => {
+    const file = path.join(new URL(root).pathname, 'flywheel-bad.json');
+    fs.writeFileSync(file, JSON.stringify({ apiVersion: 'tao/v1', name: 'Bad!', source: { uri: 'http://x/' } }));
+    const r = await tao([
+      'schedule',
+      'create',
+      file,
+      '--cron',
+      'every night',
+      '--timezone',
+      'Mars/Olympus',
+      '--overlap',
+      'all',
+    ]);
+    expect(r.code).toBe(2);
+    for (const p of [
+      'name: ',
+      'source.uri: ',
+      'template: ',
+      '--cron: "every night" is not a 5-field cron expression',
+      '--timezone: "Mars/Olympus"',
+      '--overlap: "all"',
+    ]) {
+      expect(r.stderr).toContain(p);
+    }
   });
 });
 
@@ -128,6 +228,18 @@ describe('starting rounds from the command line', () => {
         ...address,
       ]);
       expect(JSON.parse(progress)).toMatchObject({ queryResult: [{ stage: 'done', percent: 100 }] });
+      const { stdout: described } = await run(temporal, [
+        'workflow',
+        'describe',
+        '--workflow-id',
+        id,
+        '--output',
+        'json',
+        ...address,
+      ]);
+      expect(JSON.parse(described).workflowExecutionInfo.status).toBe('WORKFLOW_EXECUTION_STATUS_COMPLETED');
+      const { stdout: shown } = await run(temporal, ['workflow', 'show', '--workflow-id', id, ...address]);
+      expect(shown).toContain('ActivityTaskCompleted');
     });
   });
 });
