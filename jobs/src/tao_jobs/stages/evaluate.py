@@ -7,7 +7,7 @@ prompt's score is the mean over its samples. Means get a percentile bootstrap 95
 score beats its base score by more than ``TIE_EPS``, a tie within it.
 
 Outputs ``eval.jsonl`` (one row per prompt, model and sample: text, finish reason, combined and per-scorer
-scores) and ``report.md`` (the round report).
+scores) and ``report.md`` (the round report), with its score histogram ``plots/scores.svg`` beside it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..contract import BadInput, progress
 from ..engines import Request, open_engine
-from ..eval_report import render_report
+from ..eval_report import SCORES_PLOT, render_report, scores_svg
 from ..manifest import publish
 from ..models.local import local_model_dir, model_rev
 from ..prompts import expand, read_prepared, write_jsonl
@@ -138,6 +138,8 @@ def _evaluate(spec: dict, store: Store, plan: ScoringPlan, started: float) -> di
         write_jsonl(workdir / "eval.jsonl", rows)
         report = render_report(spec, metrics, rows, prompts, plan.names)
         (workdir / "report.md").write_text(report, encoding="utf-8")
+        (workdir / SCORES_PLOT).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / SCORES_PLOT).write_text(scores_svg(rows), encoding="utf-8")
         return publish(
             store,
             spec,

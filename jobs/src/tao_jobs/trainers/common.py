@@ -1,0 +1,367 @@
+"""What every trainer shares: the model and LoRA set-up, the TRL/Trainer arguments, progress lines, checkpoints in
+the store (and resuming from them), the outputs (adapter + merged model), ``klToBase`` and the manifest.
+
+The flow (``train``): load the algorithm's rows, load the base model, find the last complete checkpoint under
+``<output>checkpoints/``, build the algorithm's trainer, train (resuming when a checkpoint exists), save the
+adapter and the merged model, measure the drift from the base, publish, delete the checkpoints.
+
+Checkpoints: the Trainer saves one every ``checkpoint_every`` steps (about 10% of the run; the environment
+variable ``TAO_CHECKPOINT_STEPS`` overrides it) into its local output directory; a callback uploads it to
+``<output>checkpoints/checkpoint-<step>/`` and writes ``tao-complete.json`` there last, then deletes the
+older checkpoint. A retry of the stage (same memo key, same output prefix) resumes from the newest checkpoint
+that has the marker: weights (or adapter), optimizer, scheduler, RNG states and the log history. The
+``resumedFromStep`` metric says where it resumed (0: from scratch).
+
+Distributed (``torchrun`` / ``accelerate launch``): every rank trains; only rank 0 (``RANK`` unset or 0)
+prints progress, uploads checkpoints, writes the outputs and the manifest. Other ranks return an empty dict.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from ..contract import progress
+from ..manifest import publish
+from ..models.drift import kl_to_base
+from ..models.local import local_model_dir
+from ..store import Store, join
+
+STAGE = "train"
+MAX_LENGTH = 1024
+CHECKPOINT_MARKER = "tao-complete.json"
+CHECKPOINT_FRACTION = 0.1
+NO_ADAPTER_README = """# No adapter
+
+This model was trained with `fullFineTune: true`: every weight was updated, so there is no LoRA adapter.
+The trained model is the `merged/` output beside this directory (a plain Hugging Face model directory).
+"""
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", 0))
+
+
+def is_main() -> bool:
+    """Only rank 0 writes outputs, checkpoints and the manifest (and prints progress)."""
+    return rank() == 0
+
+
+def world_size() -> int:
+    return max(1, int(os.environ.get("WORLD_SIZE", 1)))
+
+
+@dataclass
+class Loaded:
+    """An algorithm's training rows, as read from the dataset stage's file."""
+
+    rows: list[dict]  # what the trainer gets (TRL format, or the algorithm's own)
+    kl_rows: list[dict]  # {prompt, chosen} rows on which klToBase is measured (empty: every row's completion)
+    records_in: int  # rows in the file
+    metrics: dict = field(default_factory=dict)  # e.g. droppedLowMargin
+
+
+def device_and_dtype():
+    import torch
+
+    if torch.cuda.is_available():
+        bf16 = torch.cuda.is_bf16_supported()
+        return "cuda", (torch.bfloat16 if bf16 else torch.float32), bf16
+    return "cpu", torch.float32, False
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def progress_callback(keep: tuple[str, ...]):
+    """One progress line per logging step with the ``keep`` log keys (the executor turns them into heartbeats)."""
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero:
+                return
+            logs = logs or {}
+            fields = {k.replace("/", "_"): round(float(v), 5) for k, v in logs.items() if k in keep}
+            progress(STAGE, state.global_step, state.max_steps, **fields)
+
+    return ProgressCallback()
+
+
+def lora_config(params: dict):
+    """The PEFT LoRA config of ``params.lora``; None with ``fullFineTune`` (all weights are trained)."""
+    if params.get("fullFineTune"):
+        return None
+    from peft import LoraConfig
+
+    lora = params["lora"]
+    return LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=lora["targetModules"],
+        task_type="CAUSAL_LM",
+    )
+
+
+def steps_per_epoch(rows: int, params: dict) -> int:
+    return max(1, math.ceil(rows / (params["batchSize"] * world_size())))
+
+
+def total_steps(rows: int, params: dict) -> int:
+    if params["maxSteps"] > 0:
+        return params["maxSteps"]
+    return max(1, math.ceil(steps_per_epoch(rows, params) * params["epochs"]))
+
+
+def checkpoint_every(total: int) -> int:
+    env = os.environ.get("TAO_CHECKPOINT_STEPS")
+    if env:
+        return max(1, int(env))
+    return max(1, math.ceil(total * CHECKPOINT_FRACTION))
+
+
+def trainer_args(params: dict, output_dir: Path, device: str, bf16: bool, save_steps: int) -> dict:
+    """Keyword arguments every trainer's config shares (TRL configs and plain ``TrainingArguments``)."""
+    return {
+        "output_dir": str(output_dir),
+        "per_device_train_batch_size": params["batchSize"],
+        "learning_rate": params["learningRate"],
+        "num_train_epochs": params["epochs"],
+        "max_steps": params["maxSteps"],
+        "seed": params["seed"],
+        "data_seed": params["seed"],
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": save_steps,
+        "save_total_limit": 1,
+        "report_to": "none",
+        "use_cpu": device == "cpu",
+        "bf16": bf16,
+        "activation_checkpointing": False,
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
+
+
+def mean_of(logs: list[dict], key: str) -> float | None:
+    """Mean of a log key over the steps that logged it (finite values only); None when none did (JSON has no
+    NaN: a NaN would make the manifest unreadable)."""
+    vals = [float(h[key]) for h in logs if key in h and math.isfinite(float(h[key]))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def loss_metrics(history: list[dict], steps_per_epoch: int, averaged: dict[str, str]) -> dict:
+    """``loss`` (last step) and ``firstLoss`` from the trainer's per-step logs, plus each ``averaged`` log key
+    (metric name -> log key) averaged over the last epoch's steps (single steps are noisy: small batches); None
+    when no step of the last epoch logged it (e.g. KTO's margin needs both labels in a batch)."""
+    logs = [h for h in history if "loss" in h]
+    if not logs:
+        return {}
+    tail = logs[-max(1, min(steps_per_epoch, len(logs))) :]
+    return {
+        "loss": float(logs[-1]["loss"]),
+        "firstLoss": float(logs[0]["loss"]),
+        **{name: mean_of(tail, key) for name, key in averaged.items()},
+    }
+
+
+class Checkpoints:
+    """Training checkpoints under ``<output>checkpoints/`` in the store (see the module docstring)."""
+
+    def __init__(self, store: Store, output: str):
+        self.store = store
+        self.prefix = join(output, "checkpoints") + "/"
+
+    def _objects(self) -> list[str]:
+        return self.store.list(self.prefix)
+
+    def complete_steps(self) -> list[int]:
+        pattern = re.compile(r"/checkpoint-(\d+)/" + re.escape(CHECKPOINT_MARKER) + "$")
+        return sorted(int(m.group(1)) for uri in self._objects() if (m := pattern.search(uri)))
+
+    def latest(self) -> tuple[int, Path] | None:
+        """(step, local directory) of the newest complete checkpoint, or None."""
+        steps = self.complete_steps()
+        if not steps:
+            return None
+        step = steps[-1]
+        return step, self.store.local_dir(f"{self.prefix}checkpoint-{step}/")
+
+    def upload(self, step: int, local: Path) -> None:
+        """Uploads a Trainer checkpoint directory, the marker last, then deletes every older checkpoint."""
+        dest = f"{self.prefix}checkpoint-{step}/"
+        files = sorted(str(p.relative_to(local)) for p in local.rglob("*") if p.is_file())
+        for rel in files:
+            self.store.upload_file(local / rel, dest + rel)
+        self.store.write_text(dest + CHECKPOINT_MARKER, json.dumps({"step": step, "files": files}))
+        self._delete(lambda uri: not uri.startswith(dest))
+
+    def clear(self) -> None:
+        self._delete(lambda uri: True)
+        if self.prefix.startswith("file://"):  # a local store keeps the emptied directories: remove them
+            root = Path(unquote(urlparse(self.prefix).path))
+            for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                if not any(d.iterdir()):
+                    d.rmdir()
+            if root.is_dir() and not any(root.iterdir()):
+                root.rmdir()
+
+    def _delete(self, which) -> None:
+        objects = [u for u in self._objects() if which(u)]
+        # Markers first: a checkpoint half deleted is never taken for a complete one.
+        for uri in sorted(objects, key=lambda u: not u.endswith(CHECKPOINT_MARKER)):
+            self.store.delete(uri)
+
+    def callback(self):
+        from transformers import TrainerCallback
+
+        ckpt = self
+
+        class CheckpointCallback(TrainerCallback):
+            def on_save(self, args, state, control, **kwargs):
+                _barrier()  # every rank has written its part of the checkpoint
+                if state.is_world_process_zero:
+                    local = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                    if local.is_dir():
+                        ckpt.upload(state.global_step, local)
+                        progress(STAGE, state.global_step, state.max_steps, checkpoint=state.global_step)
+
+        return CheckpointCallback()
+
+
+@dataclass
+class Context:
+    """What an algorithm's ``build`` gets."""
+
+    params: dict
+    model: object  # the base model (transformers), on the CPU, in ``dtype``
+    tokenizer: object
+    loaded: Loaded
+    peft_config: object  # LoraConfig, or None for full fine-tuning
+    args: dict  # trainer_args(...)
+    callbacks: list
+    model_dir: Path
+    device: str
+
+
+def _save_outputs(trainer, tokenizer, out: Path, full: bool) -> None:
+    """``adapter/`` and ``merged/`` (safetensors). Called on every rank: saving a sharded (FSDP / ZeRO-3) full
+    fine-tune gathers the weights collectively; only rank 0 writes."""
+    if full:
+        trainer.save_model(str(out / "merged"))  # consolidates sharded weights; rank 0 writes
+        if is_main():
+            (out / "merged" / "training_args.bin").unlink(missing_ok=True)  # a pickle nobody needs
+            tokenizer.save_pretrained(out / "merged")
+            (out / "adapter").mkdir(parents=True, exist_ok=True)
+            (out / "adapter" / "README.md").write_text(NO_ADAPTER_README, encoding="utf-8")
+        return
+    if is_main():
+        peft_model = trainer.accelerator.unwrap_model(trainer.model)
+        peft_model.save_pretrained(out / "adapter", safe_serialization=True)
+        merged = peft_model.merge_and_unload()
+        merged.save_pretrained(out / "merged", safe_serialization=True)
+        tokenizer.save_pretrained(out / "merged")
+
+
+def train(spec: dict, store: Store, algorithm) -> dict:
+    """Runs ``algorithm`` (a module of this package: ``NAME``, ``PROGRESS_KEYS``, ``load``, ``build``,
+    ``metrics``) on the spec's dataset and publishes ``adapter/`` + ``merged/``."""
+    started = time.time()
+    params = spec["params"]
+    loaded = algorithm.load(store, spec["inputs"]["dataset"], params)
+    model_dir = local_model_dir(store, spec["inputs"]["model"])
+    main = is_main()
+    if main:
+        progress(STAGE, 0, 1, algorithm=algorithm.NAME, rows=len(loaded.rows))
+
+    import torch
+    from datasets.utils import logging as datasets_logging
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, set_seed
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    datasets_logging.disable_progress_bar()
+
+    device, dtype, bf16 = device_and_dtype()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    full = bool(params.get("fullFineTune"))
+    checkpoints = Checkpoints(store, spec["output"])
+    resume = checkpoints.latest()
+    workdir = Path(tempfile.mkdtemp(prefix="tao-train-"))
+    try:
+        total = total_steps(len(loaded.rows), params)
+        set_seed(params["seed"])  # before the adapter's random init, whoever creates it: the same seed, the same run
+        ctx = Context(
+            params=params,
+            model=model,
+            tokenizer=tokenizer,
+            loaded=loaded,
+            peft_config=lora_config(params),
+            args=trainer_args(params, workdir / "trainer", device, bf16, checkpoint_every(total)),
+            callbacks=[progress_callback(algorithm.PROGRESS_KEYS), checkpoints.callback()],
+            model_dir=model_dir,
+            device=device,
+        )
+        trainer = algorithm.build(ctx)
+        trainer.remove_callback(PrinterCallback)  # stdout carries JSON lines only
+        result = trainer.train(resume_from_checkpoint=str(resume[1]) if resume else None)
+        metrics = algorithm.metrics(trainer.state.log_history, steps_per_epoch(len(loaded.rows), params))
+        if not all(math.isfinite(metrics.get(k) or 0.0) for k in ("loss", "firstLoss")):
+            raise RuntimeError(f"training diverged: non-finite loss ({metrics})")
+        steps = int(trainer.state.global_step)
+
+        out = workdir / "out"
+        _save_outputs(trainer, tokenizer, out, full)
+        _barrier()
+        del trainer, model, ctx
+        if not main:
+            return {}
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        on = "cuda" if device == "cuda" else "cpu"
+        merged = AutoModelForCausalLM.from_pretrained(out / "merged", dtype=dtype).to(on).eval()
+        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(on).eval()
+        kl_rows = loaded.kl_rows or [{"prompt": r["prompt"], "chosen": r["completion"]} for r in loaded.rows]
+        metrics["klToBase"] = kl_to_base(merged, base, tokenizer, kl_rows, on)
+        del merged, base
+        metrics |= {
+            "steps": steps,
+            "trainSamples": len(loaded.rows),
+            **loaded.metrics,
+            "trainSeconds": round(float(result.metrics.get("train_runtime", 0.0)), 2),
+            "device": device,
+            "algorithm": algorithm.NAME,
+            "fullFineTune": full,
+            "resumedFromStep": resume[0] if resume else 0,
+        }
+        manifest = publish(
+            store,
+            spec,
+            out,
+            outputs={"adapter": "adapter/", "merged": "merged/"},
+            records_in=loaded.records_in,
+            records_out=len(loaded.rows),
+            metrics=metrics,
+            started_at=started,
+        )
+        checkpoints.clear()  # the outputs are published: a retry reuses the manifest, never the checkpoints
+        return manifest
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

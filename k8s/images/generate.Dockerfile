@@ -1,0 +1,32 @@
+# syntax=docker/dockerfile:1
+# The generate stage's image: vLLM (GPU) for sampling; the transformers engine stays available as a fallback.
+#
+# Build from the repository root:   docker build -f k8s/images/generate.Dockerfile -t tao-generate:<version> .
+# It has not been built where it was written (no Docker engine there); its pins were checked to resolve to
+# binary wheels for CPython 3.12 on manylinux x86_64 (pip install --dry-run), and jobs/tests/test_images.py
+# checks its shape. vLLM pins torch exactly and caps transformers: requirements-generate.txt follows it, so
+# this image's torch / transformers differ from the train image's (the images are pinned independently).
+FROM python:3.12-slim-bookworm
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    VLLM_NO_USAGE_STATS=1 \
+    TOKENIZERS_PARALLELISM=false
+
+# Triton and vLLM's JIT kernels compile small C stubs at run time: they need a C compiler.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+
+COPY k8s/images/requirements-generate.txt /tmp/requirements.txt
+RUN pip install --only-binary=:all: -r /tmp/requirements.txt
+
+RUN useradd --uid 10001 --create-home tao
+COPY jobs/src /opt/tao/src
+ENV PYTHONPATH=/opt/tao/src
+USER 10001
+WORKDIR /home/tao
+
+ENTRYPOINT ["python", "-m", "tao_jobs"]
