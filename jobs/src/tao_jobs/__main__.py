@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         spec, store = load(args.spec, args.stage)
         module = importlib.import_module(f"tao_jobs.stages.{args.stage}")
         manifest = module.run(spec, store)
-        emit("done", stage=args.stage, records=manifest.get("records"), metrics=manifest.get("metrics"))
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports (and writes outputs)
+            emit("done", stage=args.stage, records=manifest.get("records"), metrics=manifest.get("metrics"))
         return 0
     except InvalidSpec as e:
         for p in e.problems:
