@@ -73,7 +73,7 @@ describe('operator updates from the temporal CLI and tao', () => {
             ...address,
           ])
         ).stdout;
-        if (!JSON.parse(waiting).queryResult[0].waiting.length) waiting = '';
+        if (!(JSON.parse(waiting).queryResult[0].waiting ?? []).length) waiting = '';
         await new Promise((r) => setTimeout(r, 200));
       }
       const skip = await tao(['skip', id, 'train']);
