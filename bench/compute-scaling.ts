@@ -11,33 +11,18 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { createActivities } from '../activities/index.js';
 import { ROUND_WORKFLOW } from '../common/constants.js';
 import type { RunSpecInput } from '../common/run-spec.js';
 import type { RoundResult } from '../common/types.js';
-import { startDevServer } from '../scripts/lib/temporal-dev.js';
-import { defaultDeps } from '../workers/create-worker.js';
+import { benchHarness } from './harness.js';
 
-Runtime.install({ logger: new DefaultLogger('WARN') });
 const arg = process.argv.indexOf('--samples');
 const ladder = (arg > 0 ? process.argv[arg + 1]! : '2,4,8,16').split(',').map(Number);
 const demo = JSON.parse(fs.readFileSync('examples/demo/round.json', 'utf8')) as RunSpecInput;
 const out = path.resolve('test-output', 'bench', `scaling-${randomUUID().slice(0, 8)}`);
 fs.mkdirSync(out, { recursive: true });
 
-const server = await startDevServer({ dir: path.join(out, 'temporal'), port: 27533, headless: true });
-const connection = await Connection.connect({ address: server.address });
-const client = new Client({ connection });
-const native = await NativeConnection.connect({ address: server.address });
-const deps = defaultDeps();
-const worker = await Worker.create({
-  connection: native,
-  taskQueue: 'scaling',
-  workflowsPath: path.resolve('workflows/index.ts'),
-  activities: createActivities(deps),
-});
+const { client, deps, worker, close } = await benchHarness(out, 27533, 'scaling');
 
 const weightsBytes = (uri: string) =>
   fs
@@ -84,9 +69,7 @@ await worker.runUntil(async () => {
     console.log(JSON.stringify(points[points.length - 1]));
   }
 });
-await native.close();
-await connection.close();
-await server.stop?.();
+await close();
 
 // A small hand-written SVG: tuned score (with its 95% CI) and base score against job-seconds of tuning.
 const W = 560;

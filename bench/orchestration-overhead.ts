@@ -12,17 +12,12 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { createActivities } from '../activities/index.js';
 import { ROUND_WORKFLOW } from '../common/constants.js';
 import type { RunSpecInput } from '../common/run-spec.js';
 import type { RoundResult } from '../common/types.js';
-import { startDevServer } from '../scripts/lib/temporal-dev.js';
-import { defaultDeps } from '../workers/create-worker.js';
+import { benchHarness } from './harness.js';
 import { defaultPython, JOBS_SRC } from '../workers/config.js';
 
-Runtime.install({ logger: new DefaultLogger('WARN') });
 const specFile = process.argv.includes('--spec')
   ? process.argv[process.argv.indexOf('--spec') + 1]!
   : 'examples/demo/round.json';
@@ -30,17 +25,7 @@ const demo = JSON.parse(fs.readFileSync(specFile, 'utf8')) as RunSpecInput;
 const out = path.resolve('test-output', 'bench', randomUUID().slice(0, 8));
 fs.mkdirSync(out, { recursive: true });
 
-const server = await startDevServer({ dir: path.join(out, 'temporal'), port: 27233, headless: true });
-const connection = await Connection.connect({ address: server.address });
-const client = new Client({ connection });
-const native = await NativeConnection.connect({ address: server.address });
-const deps = defaultDeps();
-const worker = await Worker.create({
-  connection: native,
-  taskQueue: 'bench',
-  workflowsPath: path.resolve('workflows/index.ts'),
-  activities: createActivities(deps),
-});
+const { client, deps, worker, close } = await benchHarness(out, 27233, 'bench');
 
 async function viaWorkflow(label: string) {
   const root = pathToFileURL(path.join(out, label)).href;
@@ -128,9 +113,7 @@ const report = await worker.runUntil(async () => {
   const wf2 = await viaWorkflow('workflow-2');
   return { wf1, plain, wf2 };
 });
-await native.close();
-await connection.close();
-await server.stop?.();
+await close();
 
 const { wf1, plain, wf2 } = report;
 const edges = [...transitions(wf1.jobs), ...transitions(wf2.jobs)];

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { createRunStage } from '../../activities/run-stage.js';
 import type { RunStageInput, StageResult } from '../../common/types.js';
 import { fileRoot } from '../helpers/env.js';
+import { alive } from '../helpers/process.js';
 import { scripted } from '../helpers/scripted.js';
 
 function stageInput(root: string, over: Partial<RunStageInput> = {}): RunStageInput {
@@ -30,15 +31,6 @@ const runIn = (env: MockActivityEnvironment, deps: ReturnType<typeof scripted>['
   env.run(createRunStage(deps), input) as Promise<StageResult>;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a caught failure, inspected field by field
 const failureOf = (p: Promise<unknown>): Promise<any> => p.catch((e: unknown) => e);
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe('runStage activity', () => {
   it('runs the job, heartbeats its progress and returns references from the manifest', async () => {

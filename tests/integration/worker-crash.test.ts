@@ -10,6 +10,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { ROUND_WORKFLOW } from '../../common/constants.js';
 import type { RoundResult } from '../../common/types.js';
 import { fileRoot } from '../helpers/env.js';
+import { alive } from '../helpers/process.js';
 import { scripted, SCRIPTED_JOBS } from '../helpers/scripted.js';
 import { roundSpec } from '../helpers/specs.js';
 import { testClient, uniqueQueue } from '../helpers/temporal.js';
@@ -29,15 +30,6 @@ function startWorker(queue: string, s: ReturnType<typeof scripted>, log: string)
     },
   });
 }
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 async function until(what: string, check: () => boolean, timeoutMs = 120_000) {
   const deadline = Date.now() + timeoutMs;
