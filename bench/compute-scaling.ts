@@ -91,6 +91,12 @@ const svg = [
     (v) =>
       `<text x="${m.l - 8}" y="${y(v) + 4}" text-anchor="end">${v}</text><line x1="${m.l}" y1="${y(v)}" x2="${W - m.r}" y2="${y(v)}" stroke="#eee"/>`,
   ),
+  ...[0, 25, 50, 75, 100, 150, 200, 300]
+    .filter((t) => t <= xMax)
+    .map(
+      (t) =>
+        `<text x="${x(t).toFixed(1)}" y="${H - m.b + 16}" text-anchor="middle">${t}</text><line x1="${x(t).toFixed(1)}" y1="${H - m.b}" x2="${x(t).toFixed(1)}" y2="${H - m.b + 4}" stroke="black"/>`,
+    ),
   `<text x="${W / 2}" y="${H - 12}" text-anchor="middle">tuning compute: job-seconds of generate + score + dataset + train</text>`,
   `<text x="16" y="${H / 2}" transform="rotate(-90 16 ${H / 2})" text-anchor="middle">mean held-out score</text>`,
   `<path d="${line((p) => p.base)}" fill="none" stroke="#999" stroke-dasharray="4 3"/>`,
