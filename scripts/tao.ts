@@ -302,6 +302,22 @@ program
   });
 
 program
+  .command('render')
+  .argument('<spec>', 'run spec file (JSON or YAML)')
+  .option('--workflow-id <id>', 'workflow id (default tao/<name>/round-<n>)')
+  .description('print the Kubernetes Jobs a round would create (templates from the TAO_STAGE_* environment)')
+  .action(async (file: string, o: { workflowId?: string }) => {
+    try {
+      const { spec } = loadSpecFile(file);
+      const { renderRound } = await import('./lib/render.js');
+      const { stageTemplatesFromEnv } = await import('../workers/stage-templates.js');
+      process.stdout.write(renderRound(spec, stageTemplatesFromEnv(), o.workflowId));
+    } catch (e) {
+      fatal(e);
+    }
+  });
+
+program
   .command('worker')
   .description('run a worker on task queue "tao" until interrupted')
   .action(async () => {

@@ -1,0 +1,41 @@
+/**
+ * `tao render <spec>`: the Kubernetes Jobs a round would create, as YAML. Names, images, resources,
+ * scheduling and failure policy are exactly what the executor submits; the memo keys in the stage-spec
+ * URIs depend on input contents known only at run time, so they show as `<key>`.
+ */
+import YAML from 'yaml';
+import { buildJob, templateFor } from '../../activities/executors/kubernetes/job-template.js';
+import { jobName } from '../../activities/job-name.js';
+import { roundWorkflowId } from '../../common/constants.js';
+import type { JobStage, RunSpec } from '../../common/run-spec.js';
+import type { KubernetesStageConfig } from '../../workers/stage-templates.js';
+
+export function renderRound(
+  spec: RunSpec,
+  config: KubernetesStageConfig,
+  workflowId = roundWorkflowId(spec.name, spec.round),
+): string {
+  const root = spec.artifacts.uri.replace(/\/+$/, '');
+  const jobs: [JobStage, number | null][] = [['prepare', null]];
+  for (let s = 0; s < spec.generation.shards; s++) jobs.push(['generate', s], ['score', s]);
+  jobs.push(['dataset', null], ['train', null], ['evaluate', null]);
+  return jobs
+    .map(([stage, shard]) => {
+      const prefix = `${root}/stages/${stage}/<key>/`;
+      const job = buildJob(
+        {
+          name: jobName({ workflowId, round: spec.round, stage, shard, generation: 0 }),
+          stage,
+          shard,
+          specUri: `${prefix}stage-spec.json`,
+          logUri: `${prefix}logs/attempt-1.log`,
+          resources: spec.executor.resources[stage] ?? {},
+          labels: {},
+        },
+        { namespace: config.namespace, workflowId, runId: '<run-id>', round: spec.round, key: '<key>' },
+        templateFor(config.templates, stage),
+      );
+      return YAML.stringify(job, { aliasDuplicateObjects: false });
+    })
+    .join('---\n');
+}

@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { validateRunSpec } from '../../common/validate.js';
+import { renderRound } from '../../scripts/lib/render.js';
+import { stageTemplatesFromEnv } from '../../workers/stage-templates.js';
+
+const spec = () => {
+  const r = validateRunSpec(JSON.parse(readFileSync('tests/fixtures/specs/valid/full-s3.json', 'utf8')));
+  if (!r.ok) throw new Error(r.errors.join('\n'));
+  return r.spec;
+};
+
+describe('tao render', () => {
+  it('prints every Job of the round: one per stage and per shard, with the spec resources and the env templates', () => {
+    const config = stageTemplatesFromEnv({
+      TAO_STAGE_IMAGE: 'reg/tao-jobs:1',
+      TAO_STAGE_IMAGE_TRAIN: 'reg/tao-train:1',
+      TAO_EXECUTOR_NAMESPACE: 'ml',
+    });
+    const jobs = YAML.parseAllDocuments(renderRound(spec(), config)).map((d) => d.toJS());
+    expect(jobs).toHaveLength(1 + 8 * 2 + 3);
+    expect(new Set(jobs.map((j) => j.metadata.name)).size).toBe(jobs.length);
+    const train = jobs.find((j) => j.metadata.labels['tao.dev/stage'] === 'train');
+    const c = train.spec.template.spec.containers[0];
+    expect(c.image).toBe('reg/tao-train:1');
+    expect(c.resources.limits['nvidia.com/gpu']).toBe('8');
+    expect(train.metadata.namespace).toBe('ml');
+    const gen = jobs.filter((j) => j.metadata.labels['tao.dev/stage'] === 'generate');
+    expect(gen.map((j) => j.metadata.labels['tao.dev/shard'])).toEqual(['0', '1', '2', '3', '4', '5', '6', '7']);
+    expect(gen[0].spec.template.spec.containers[0].resources.limits).toEqual({ memory: '64Gi', 'nvidia.com/gpu': '1' });
+  });
+
+  it('refuses a malformed template setting, naming the variable', () => {
+    expect(() => stageTemplatesFromEnv({ TAO_STAGE_TOLERATIONS: '{"key": 1}' })).toThrow(
+      'TAO_STAGE_TOLERATIONS: must be a JSON array',
+    );
+    expect(() => stageTemplatesFromEnv({ TAO_STAGE_NODE_SELECTOR: 'gpu=true' })).toThrow(
+      'TAO_STAGE_NODE_SELECTOR: not JSON',
+    );
+  });
+});

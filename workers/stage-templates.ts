@@ -1,0 +1,56 @@
+/**
+ * Stage Job templates for the Kubernetes executor, from the worker's environment (the kustomize overlays set
+ * these through the tao-worker-config ConfigMap). Validated once at start-up; a bad value names the variable.
+ *
+ *   TAO_EXECUTOR_NAMESPACE        namespace of the stage Jobs (default: tao)
+ *   TAO_STAGE_IMAGE               image for every stage; TAO_STAGE_IMAGE_<STAGE> overrides one stage
+ *   TAO_STAGE_SERVICE_ACCOUNT     service account of the stage pods (default: tao-stage)
+ *   TAO_STAGE_ENV_FROM_SECRET     a Secret whose keys become the pods' environment (artifact-store credentials)
+ *   TAO_STAGE_NODE_SELECTOR       JSON object;  TAO_STAGE_TOLERATIONS  JSON array
+ *   TAO_STAGE_PRIORITY_CLASS      priorityClassName of the stage pods
+ */
+import { STAGES, type JobStage } from '../common/run-spec.js';
+import type { StageTemplate } from '../activities/executors/kubernetes/job-template.js';
+
+export interface KubernetesStageConfig {
+  namespace: string;
+  templates: { default: StageTemplate } & Partial<Record<JobStage, Partial<StageTemplate>>>;
+}
+
+function json<T>(env: NodeJS.ProcessEnv, name: string, check: (v: unknown) => boolean, what: string): T | undefined {
+  const raw = env[name];
+  if (!raw) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch (e) {
+    throw new Error(`${name}: not JSON (${(e as Error).message})`);
+  }
+  if (!check(value)) throw new Error(`${name}: must be ${what}`);
+  return value as T;
+}
+
+export function stageTemplatesFromEnv(env: NodeJS.ProcessEnv = process.env): KubernetesStageConfig {
+  const image = env.TAO_STAGE_IMAGE ?? 'tao-jobs:dev';
+  const secret = env.TAO_STAGE_ENV_FROM_SECRET;
+  const templates: KubernetesStageConfig['templates'] = {
+    default: {
+      image,
+      serviceAccountName: env.TAO_STAGE_SERVICE_ACCOUNT ?? 'tao-stage',
+      envFrom: secret ? [{ secretRef: { name: secret } }] : undefined,
+      nodeSelector: json(
+        env,
+        'TAO_STAGE_NODE_SELECTOR',
+        (v) => !!v && typeof v === 'object' && !Array.isArray(v),
+        'a JSON object of label: value',
+      ),
+      tolerations: json(env, 'TAO_STAGE_TOLERATIONS', Array.isArray, 'a JSON array of tolerations'),
+      priorityClassName: env.TAO_STAGE_PRIORITY_CLASS,
+    },
+  };
+  for (const stage of STAGES) {
+    const own = env[`TAO_STAGE_IMAGE_${stage.toUpperCase()}`];
+    if (own) templates[stage] = { image: own };
+  }
+  return { namespace: env.TAO_EXECUTOR_NAMESPACE ?? 'tao', templates };
+}
