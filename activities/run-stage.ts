@@ -172,6 +172,12 @@ export function createRunStage(deps: StageDeps) {
           logUri,
           resources: input.executor.resources[input.stage] ?? {},
           labels: { stage: input.stage, round: String(input.run.round), key },
+          owner: {
+            workflowId: input.run.workflowId,
+            runId: ctx.info.workflowExecution?.runId ?? '',
+            round: input.run.round,
+            key,
+          },
         },
         {
           onProgress: (p) => {

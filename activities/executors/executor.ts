@@ -16,6 +16,8 @@ export interface StageJob {
   logUri: string;
   resources: NonNullable<RunSpec['executor']['resources'][JobStage]>;
   labels: Record<string, string>;
+  /** Who the job belongs to (labels/annotations of a Kubernetes Job). */
+  owner?: { workflowId: string; runId: string; round: number; key: string };
 }
 
 export interface JobProgress {

@@ -7,7 +7,7 @@
 import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startLogged, stopByPidFile, waitUntil, type Started } from './processes.js';
+import { portOpen, startLogged, stopByPidFile, waitUntil, type Started } from './processes.js';
 import { venvBin } from './tools.js';
 
 export interface S3Dev extends Started {
@@ -20,7 +20,10 @@ export interface S3Dev extends Started {
 
 export async function startS3Dev(o: { dir: string; basePort: number; bucket: string }): Promise<S3Dev> {
   const pidFile = path.join(o.dir, '..', `weed-${o.basePort}.pid`);
-  stopByPidFile(pidFile); // a server left behind by an interrupted run of ours
+  if (stopByPidFile(pidFile)) {
+    // a server left behind by an interrupted run of ours: let it exit before its data dir is removed
+    await waitUntil('the old S3 server to stop', async () => !(await portOpen(o.basePort)), 30_000);
+  }
   fs.rmSync(o.dir, { recursive: true, force: true });
   fs.mkdirSync(o.dir, { recursive: true });
   const p = o.basePort;

@@ -35,6 +35,9 @@ export interface StageTemplate {
   backoffLimit?: number;
   /** Long enough to debug a failure; the reaper deletes Jobs of closed rounds earlier. */
   ttlSecondsAfterFinished?: number;
+  /** Extra pod labels and annotations (e.g. for a service mesh, cost allocation, or a test harness). */
+  podLabels?: Record<string, string>;
+  podAnnotations?: Record<string, string>;
 }
 
 export interface JobIdentity {
@@ -114,7 +117,7 @@ export function buildJob(job: StageJob, id: JobIdentity, t: StageTemplate): V1Jo
         ],
       },
       template: {
-        metadata: { labels, annotations },
+        metadata: { labels: { ...t.podLabels, ...labels }, annotations: { ...t.podAnnotations, ...annotations } },
         spec: {
           restartPolicy: 'Never', // required by podFailurePolicy; Kubernetes' retries are new pods
           serviceAccountName: t.serviceAccountName,
