@@ -156,6 +156,21 @@ def trainer_args(params: dict, output_dir: Path, device: str, bf16: bool, save_s
     }
 
 
+def trl_trainer(trainer_cls, ctx, args):
+    """A TRL trainer (DPO, KTO, SFT) on the loaded rows, with the model, tokenizer, LoRA config and callbacks
+    every algorithm shares; only the algorithm's config object differs."""
+    from datasets import Dataset
+
+    return trainer_cls(
+        model=ctx.model,
+        args=args,
+        train_dataset=Dataset.from_list(ctx.loaded.rows),
+        processing_class=ctx.tokenizer,
+        peft_config=ctx.peft_config,
+        callbacks=ctx.callbacks,
+    )
+
+
 def mean_of(logs: list[dict], key: str) -> float | None:
     """Mean of a log key over the steps that logged it (finite values only); None when none did (JSON has no
     NaN: a NaN would make the manifest unreadable)."""

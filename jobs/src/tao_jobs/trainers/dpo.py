@@ -19,7 +19,7 @@ from __future__ import annotations
 from ..contract import BadInput
 from ..prompts import read_artifact
 from ..store import Store
-from .common import MAX_LENGTH, Context, Loaded, loss_metrics
+from .common import MAX_LENGTH, Context, Loaded, loss_metrics, trl_trainer
 
 NAME = "dpo"
 SFT_WEIGHT = 1.0
@@ -58,18 +58,10 @@ def loss_settings(params: dict) -> dict:
 
 
 def build(ctx: Context):
-    from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     args = DPOConfig(**ctx.args, beta=ctx.params["beta"], max_length=MAX_LENGTH, **loss_settings(ctx.params))
-    return DPOTrainer(
-        model=ctx.model,
-        args=args,
-        train_dataset=Dataset.from_list(ctx.loaded.rows),
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.callbacks,
-    )
+    return trl_trainer(DPOTrainer, ctx, args)
 
 
 def metrics(history: list[dict], steps_per_epoch: int) -> dict:

@@ -19,7 +19,7 @@ import random
 from ..contract import BadInput, InvalidSpec
 from ..prompts import read_artifact
 from ..store import Store
-from .common import MAX_LENGTH, Context, Loaded, loss_metrics
+from .common import MAX_LENGTH, Context, Loaded, loss_metrics, trl_trainer
 
 NAME = "kto"
 FIELDS: dict = {"prompt": list, "completion": list, "label": bool}
@@ -57,7 +57,6 @@ def interleave(rows: list[dict], seed: int) -> list[dict]:
 
 
 def build(ctx: Context):
-    from datasets import Dataset
     from trl import KTOConfig, KTOTrainer
 
     desirable = sum(r["label"] for r in ctx.loaded.rows)
@@ -70,14 +69,7 @@ def build(ctx: Context):
         desirable_weight=1.0,
         undesirable_weight=weight,
     )
-    return KTOTrainer(
-        model=ctx.model,
-        args=args,
-        train_dataset=Dataset.from_list(ctx.loaded.rows),
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.callbacks,
-    )
+    return trl_trainer(KTOTrainer, ctx, args)
 
 
 def metrics(history: list[dict], steps_per_epoch: int) -> dict:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..contract import BadInput
 from ..prompts import read_artifact
 from ..store import Store
-from .common import MAX_LENGTH, Context, Loaded, loss_metrics
+from .common import MAX_LENGTH, Context, Loaded, loss_metrics, trl_trainer
 
 NAME = "sft"
 FIELDS: dict = {"prompt": list, "completion": list}
@@ -39,18 +39,10 @@ def load(store: Store, uri: str, params: dict) -> Loaded:
 
 
 def build(ctx: Context):
-    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     args = SFTConfig(**ctx.args, completion_only_loss=True, max_length=MAX_LENGTH, packing=False)
-    return SFTTrainer(
-        model=ctx.model,
-        args=args,
-        train_dataset=Dataset.from_list(ctx.loaded.rows),
-        processing_class=ctx.tokenizer,
-        peft_config=ctx.peft_config,
-        callbacks=ctx.callbacks,
-    )
+    return trl_trainer(SFTTrainer, ctx, args)
 
 
 def metrics(history: list[dict], steps_per_epoch: int) -> dict:
