@@ -15,6 +15,8 @@ import { roundSpec } from '../helpers/specs.js';
 import { uniqueQueue, withWorker } from '../helpers/temporal.js';
 
 const run = promisify(execFile);
+/** The real `temporal` CLI against the test run's server. */
+const temporalCli = (args: string[]) => run(venvBin('temporal'), [...args, '--address', inject('temporalAddress')]);
 
 async function tao(args: string[], env: Record<string, string> = {}) {
   try {
@@ -43,9 +45,7 @@ describe('operator updates from the temporal CLI and tao', () => {
     const queue = uniqueQueue('cli-op');
     const id = `tao/cli/${queue}`;
     await withWorker(queue, s.deps, async () => {
-      const temporal = venvBin('temporal');
-      const address = ['--address', inject('temporalAddress')];
-      await run(temporal, [
+      await temporalCli([
         'workflow',
         'start',
         '--task-queue',
@@ -56,22 +56,11 @@ describe('operator updates from the temporal CLI and tao', () => {
         id,
         '--input-file',
         specFile,
-        ...address,
       ]);
       let waiting = '';
       for (let i = 0; i < 150 && !waiting.includes('"train"'); i++) {
         waiting = (
-          await run(temporal, [
-            'workflow',
-            'query',
-            '--workflow-id',
-            id,
-            '--type',
-            'progress',
-            '--output',
-            'json',
-            ...address,
-          ])
+          await temporalCli(['workflow', 'query', '--workflow-id', id, '--type', 'progress', '--output', 'json'])
         ).stdout;
         if (!(JSON.parse(waiting).queryResult[0].waiting ?? []).length) waiting = '';
         await new Promise((r) => setTimeout(r, 200));
@@ -80,7 +69,7 @@ describe('operator updates from the temporal CLI and tao', () => {
       expect(skip.code).toBe(2);
       expect(skip.stderr).toContain('train cannot be skipped safely');
       s.setScript({});
-      const { stdout } = await run(temporal, [
+      const { stdout } = await temporalCli([
         'workflow',
         'update',
         'execute',
@@ -90,18 +79,9 @@ describe('operator updates from the temporal CLI and tao', () => {
         'retryStage',
         '--input',
         '{"stage": "train"}',
-        ...address,
       ]);
       expect(stdout).toContain('train');
-      const { stdout: result } = await run(temporal, [
-        'workflow',
-        'result',
-        '--workflow-id',
-        id,
-        '--output',
-        'json',
-        ...address,
-      ]);
+      const { stdout: result } = await temporalCli(['workflow', 'result', '--workflow-id', id, '--output', 'json']);
       expect(result).toContain('"promoted": true');
     });
   });
@@ -190,10 +170,8 @@ describe('starting rounds from the command line', () => {
       expect(status.stdout).toContain('PROMOTED');
 
       // The real temporal CLI: the spec file is the workflow input, unchanged.
-      const temporal = venvBin('temporal');
-      const address = ['--address', inject('temporalAddress')];
       const id = `tao/cli/${queue}-temporal`;
-      await run(temporal, [
+      await temporalCli([
         'workflow',
         'start',
         '--task-queue',
@@ -204,19 +182,10 @@ describe('starting rounds from the command line', () => {
         id,
         '--input-file',
         specFile,
-        ...address,
       ]);
-      const { stdout: resultJson } = await run(temporal, [
-        'workflow',
-        'result',
-        '--workflow-id',
-        id,
-        '--output',
-        'json',
-        ...address,
-      ]);
+      const { stdout: resultJson } = await temporalCli(['workflow', 'result', '--workflow-id', id, '--output', 'json']);
       expect(resultJson).toContain('"promoted": true');
-      const { stdout: progress } = await run(temporal, [
+      const { stdout: progress } = await temporalCli([
         'workflow',
         'query',
         '--workflow-id',
@@ -225,20 +194,18 @@ describe('starting rounds from the command line', () => {
         'progress',
         '--output',
         'json',
-        ...address,
       ]);
       expect(JSON.parse(progress)).toMatchObject({ queryResult: [{ stage: 'done', percent: 100 }] });
-      const { stdout: described } = await run(temporal, [
+      const { stdout: described } = await temporalCli([
         'workflow',
         'describe',
         '--workflow-id',
         id,
         '--output',
         'json',
-        ...address,
       ]);
       expect(JSON.parse(described).workflowExecutionInfo.status).toBe('WORKFLOW_EXECUTION_STATUS_COMPLETED');
-      const { stdout: shown } = await run(temporal, ['workflow', 'show', '--workflow-id', id, ...address]);
+      const { stdout: shown } = await temporalCli(['workflow', 'show', '--workflow-id', id]);
       expect(shown).toContain('ActivityTaskCompleted');
     });
   });
