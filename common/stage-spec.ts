@@ -4,7 +4,7 @@
  * Python jobs validate against, so both sides share one contract.
  */
 import { z } from 'zod';
-import { RunSpecSchema, STAGES } from './run-spec.js';
+import { RunSpecSchema } from './run-spec.js';
 
 const uri = z.string().regex(/^(file|s3|tiny):\/\/.+/, 'must be a file://, s3:// or tiny:// URI');
 const run = RunSpecSchema.shape;
@@ -136,4 +136,3 @@ export const StageSpecSchema = z.discriminatedUnion('stage', [
   EvaluateSpecSchema,
 ]);
 export type StageSpec = z.output<typeof StageSpecSchema>;
-export const JOB_STAGES = STAGES;
