@@ -13,5 +13,7 @@ node --import tsx scripts/gen-schema.ts --check
 node --import tsx scripts/check-bundle.ts
 echo "== Python stage jobs"
 bash scripts/test-python.sh
+echo "== Kubernetes control plane binaries (built from Go modules once, then cached by version)"
+bash scripts/k8s/build-control-plane.sh >/dev/null
 echo "== TypeScript: unit, integration, end to end"
 npx vitest run "$@"

@@ -1,11 +1,13 @@
 /**
- * Starts the real components once per test run: a Temporal dev server (with the Web UI) and a SeaweedFS S3
- * server, on fixed loopback ports distinct from `tao dev`'s, and makes sure the Python venv exists.
+ * Starts the real components once per test run: a Temporal dev server (with the Web UI), a SeaweedFS S3
+ * server and a Kubernetes control plane with fake GPU nodes (scripts/lib/k8s-dev.ts), on fixed loopback ports
+ * distinct from `tao dev`'s, and makes sure the Python venv exists.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { portOpen, waitUntil } from '../scripts/lib/processes.js';
+import { startK8sDev, type K8sDev } from '../scripts/lib/k8s-dev.js';
 import { startS3Dev, type S3Dev } from '../scripts/lib/s3-dev.js';
 import { startDevServer, stopDevServer, type DevServer } from '../scripts/lib/temporal-dev.js';
 import { venvBin } from '../scripts/lib/tools.js';
@@ -20,11 +22,16 @@ declare module 'vitest' {
     s3Bucket: string;
     s3Env: Record<string, string>;
     python: string;
+    /** The local Kubernetes control plane (admin kubeconfig file, server URL, the unbound user's token). */
+    k8sKubeconfig: string;
+    k8sServer: string;
+    k8sRestrictedToken: string;
   }
 }
 
 let temporal: DevServer | undefined;
 let s3: S3Dev | undefined;
+let k8s: K8sDev | undefined;
 
 export async function setup(project: TestProject) {
   fs.mkdirSync(TEST_ROOT, { recursive: true });
@@ -36,9 +43,12 @@ export async function setup(project: TestProject) {
     // left behind by an interrupted run: wait for its port to close
     await waitUntil('the old test server to stop', async () => !(await portOpen(port)), 30_000);
   }
-  [temporal, s3] = await Promise.all([
+  // Kubernetes control plane on base +2000..+2004 (binaries built once by scripts/test.sh and cached)
+  const k8sBase = port + 2000;
+  [temporal, s3, k8s] = await Promise.all([
     startDevServer({ dir: temporalDir, port, uiPort: port + 1000 }),
     startS3Dev({ dir: path.join(TEST_ROOT, `s3-${port}`, 'data'), basePort: port + 1100, bucket: 'tao-test' }),
+    startK8sDev({ dir: path.join(TEST_ROOT, `k8s-${k8sBase}`), basePort: k8sBase }),
   ]);
   if (!temporal.owned) {
     throw new Error(`port ${port} is taken by another process; stop it or set TAO_TEST_PORT to another base port`);
@@ -49,8 +59,11 @@ export async function setup(project: TestProject) {
   project.provide('s3Bucket', s3.bucket);
   project.provide('s3Env', s3.env);
   project.provide('python', python);
+  project.provide('k8sKubeconfig', k8s.kubeconfigPath);
+  project.provide('k8sServer', k8s.server);
+  project.provide('k8sRestrictedToken', k8s.restrictedToken);
 }
 
 export async function teardown() {
-  await Promise.all([temporal?.stop?.(), s3?.stop()]);
+  await Promise.all([temporal?.stop?.(), s3?.stop(), k8s?.stop()]);
 }
