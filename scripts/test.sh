@@ -15,5 +15,6 @@ echo "== Python stage jobs"
 bash scripts/test-python.sh
 echo "== Kubernetes control plane binaries (built from Go modules once, then cached by version)"
 bash scripts/k8s/build-control-plane.sh >/dev/null
+bash scripts/k8s/build-kustomize.sh >/dev/null
 echo "== TypeScript: unit, integration, end to end"
 npx vitest run "$@"
