@@ -6,9 +6,10 @@
  *   tao run <spec>          start a round (--follow for progress bars, --json for the result object)
  *   tao status <id>         a round's status, progress and result
  *   tao validate <spec>     check a spec; every problem as "path: reason"
+ *   tao reap                delete the Kubernetes Jobs of closed rounds (--dry-run to only report)
  * Connection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_* (as the temporal CLI).
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import path from 'node:path';
 import { Connection, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { JobStage } from '../common/run-spec.js';
@@ -312,6 +313,58 @@ program
       const { renderRound } = await import('./lib/render.js');
       const { stageTemplatesFromEnv } = await import('../workers/stage-templates.js');
       process.stdout.write(renderRound(spec, stageTemplatesFromEnv(), o.workflowId));
+    } catch (e) {
+      fatal(e);
+    }
+  });
+
+program
+  .command('reap')
+  .option('--namespace <ns>', 'Kubernetes namespace of the stage Jobs (default: TAO_EXECUTOR_NAMESPACE, else tao)')
+  .option('--dry-run', 'print the decisions, delete nothing')
+  .option(
+    '--min-age <seconds>',
+    'never delete Jobs younger than this',
+    (v: string) => {
+      if (!/^\d+$/.test(v)) throw new InvalidArgumentError('a whole number of seconds (0 or more)');
+      return Number(v);
+    },
+    600,
+  )
+  .description(
+    'delete the Kubernetes Jobs of closed rounds (workflow completed, failed, cancelled, terminated, timed out or ' +
+      'unknown to Temporal); kubeconfig from KUBECONFIG, ~/.kube/config or the in-cluster service account',
+  )
+  .action(async (o: { namespace?: string; dryRun?: boolean; minAge: number }) => {
+    try {
+      const { KubeConfig } = await import('@kubernetes/client-node');
+      const { reapJobs } = await import('../activities/executors/kubernetes/reaper.js');
+      const kubeConfig = new KubeConfig();
+      kubeConfig.loadFromDefault();
+      const namespace = o.namespace ?? process.env.TAO_EXECUTOR_NAMESPACE ?? 'tao';
+      const { client, close } = await connectClient();
+      try {
+        const report = await reapJobs({
+          kubeConfig,
+          namespace,
+          client: client.workflow,
+          dryRun: o.dryRun ?? false,
+          minAgeSeconds: o.minAge,
+        });
+        const rows = [
+          ...report.deleted.map((e) => ({ ...e, decision: report.dryRun ? 'would-delete' : 'deleted' })),
+          ...report.kept.map((e) => ({ ...e, decision: 'kept' })),
+          ...report.skipped.map((e) => ({ ...e, decision: 'skipped' })),
+        ].sort((a, b) => a.job.localeCompare(b.job));
+        for (const r of rows) console.log(`${r.job}  ${r.workflowId ?? '-'}  ${r.decision}  ${r.reason}`);
+        console.log(
+          `${report.dryRun ? 'dry run: ' : ''}${rows.length} Job(s) in namespace ${namespace}: ` +
+            `${report.deleted.length} ${report.dryRun ? 'would be deleted' : 'deleted'}, ` +
+            `${report.kept.length} kept, ${report.skipped.length} skipped`,
+        );
+      } finally {
+        await close();
+      }
     } catch (e) {
       fatal(e);
     }
