@@ -36,13 +36,30 @@ const scorer = z
   })
   .strict();
 
-const resources = z
-  .object({
-    cpu: z.string().optional(),
-    memory: z.string().optional(),
-    gpu: z.number().int().nonnegative().optional(),
-  })
-  .strict();
+/**
+ * Per-stage resources. `nodes` > 1 (pods working as one gang: an Indexed Job running torchrun across them) is
+ * only for train; the other stages scale out with `generation.shards` (independent Jobs), so for them the
+ * schema caps `nodes` at 1 (also in the committed JSON Schema, so the Python jobs and editors agree).
+ */
+const ONE_NODE_ONLY =
+  'only train runs on more than one node (one torchrun gang); generate and score scale out with generation.shards';
+const stageResources = (multiNode: boolean) => {
+  const nodes = z.number().int().min(1);
+  return z
+    .object({
+      cpu: z.string().optional(),
+      memory: z.string().optional(),
+      gpu: z.number().int().nonnegative().optional().describe('GPUs per pod (per node when nodes > 1)'),
+      nodes: (multiNode ? nodes : nodes.max(1, ONE_NODE_ONLY)).optional().meta({
+        default: 1,
+        description: multiNode
+          ? 'pods training as one torchrun gang (a Kubernetes Indexed Job with a headless Service)'
+          : 'must be 1: only train runs on several nodes',
+      }),
+    })
+    .strict();
+};
+const resources = stageResources(false);
 
 export const RunSpecSchema = z
   .object({
@@ -142,7 +159,17 @@ export const RunSpecSchema = z
     executor: z
       .object({
         type: z.enum(['local', 'kubernetes']).default('local'),
-        resources: z.partialRecord(z.enum(STAGES), resources).default({}),
+        resources: z
+          .object({
+            prepare: resources.optional(),
+            generate: resources.optional(),
+            score: resources.optional(),
+            dataset: resources.optional(),
+            train: stageResources(true).optional(),
+            evaluate: resources.optional(),
+          } satisfies Record<JobStage, unknown>)
+          .strict()
+          .default({}),
         heartbeatTimeoutSeconds: z
           .number()
           .int()
@@ -152,6 +179,10 @@ export const RunSpecSchema = z
           .describe('how fast a dead worker is noticed and its stage retried elsewhere'),
       })
       .strict()
+      .refine((e) => e.type === 'kubernetes' || (e.resources.train?.nodes ?? 1) === 1, {
+        path: ['resources', 'train', 'nodes'],
+        message: 'more than one node needs executor.type "kubernetes" (the local executor runs one process)',
+      })
       .default({ type: 'local', resources: {}, heartbeatTimeoutSeconds: 60 }),
     artifacts: z
       .object({

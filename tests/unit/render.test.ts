@@ -31,6 +31,34 @@ describe('tao render', () => {
     expect(gen[0].spec.template.spec.containers[0].resources.limits).toEqual({ memory: '64Gi', 'nvidia.com/gpu': '1' });
   });
 
+  it('prints the Indexed Job of a multi-node train followed by its headless Service', () => {
+    const config = stageTemplatesFromEnv({ TAO_STAGE_IMAGE: 'reg/tao-jobs:1', TAO_EXECUTOR_NAMESPACE: 'ml' });
+    const s = spec();
+    s.executor.resources.train = { gpu: 8, nodes: 2 };
+    const docs = YAML.parseAllDocuments(renderRound(s, config)).map((d) => d.toJS());
+    expect(docs).toHaveLength(1 + 8 * 2 + 3 + 1);
+    const services = docs.filter((d) => d.kind === 'Service');
+    expect(services).toHaveLength(1);
+    const i = docs.findIndex((d) => d.kind === 'Job' && d.metadata.labels['tao.dev/stage'] === 'train');
+    const [train, service] = [docs[i], docs[i + 1]];
+    const name = train.metadata.name;
+    expect(service).toEqual(services[0]);
+    expect(train.spec).toMatchObject({ completionMode: 'Indexed', completions: 2, parallelism: 2, backoffLimit: 4 });
+    expect(train.spec.template.spec.subdomain).toBe(name);
+    expect(train.spec.template.spec.containers[0].command).toEqual(['python', '-m', 'torch.distributed.run']);
+    expect(train.spec.template.spec.containers[0].args).toContain(
+      `--rdzv-endpoint=${name}-0.${name}.ml.svc.cluster.local:29500`,
+    );
+    expect(service).toMatchObject({
+      apiVersion: 'v1',
+      metadata: { name, namespace: 'ml', labels: train.metadata.labels },
+      spec: { clusterIP: 'None', selector: { 'batch.kubernetes.io/job-name': name }, publishNotReadyAddresses: true },
+    });
+    expect(service.metadata.ownerReferences).toBeUndefined(); // added by the executor once the Job exists
+    // every other stage keeps its single-pod Job
+    for (const d of docs.filter((x) => x.kind === 'Job' && x !== train)) expect(d.spec.completionMode).toBeUndefined();
+  });
+
   it('refuses a malformed template setting, naming the variable', () => {
     expect(() => stageTemplatesFromEnv({ TAO_STAGE_TOLERATIONS: '{"key": 1}' })).toThrow(
       'TAO_STAGE_TOLERATIONS: must be a JSON array',

@@ -52,6 +52,61 @@ describe('run spec validation (shared fixtures with the Python jobs)', () => {
   });
 });
 
+describe('executor.resources.<stage>.nodes', () => {
+  const withResources = (resources: Record<string, unknown>, type = 'kubernetes') =>
+    validateRunSpec({ ...load('valid', 'minimal.json'), executor: { type, resources } });
+
+  it('train may run on several nodes (Kubernetes); unset means one node', () => {
+    const r = withResources({ train: { gpu: 8, nodes: 4 }, generate: { gpu: 1, nodes: 1 } });
+    if (!r.ok) throw new Error(r.errors.join('\n'));
+    expect(r.spec.executor.resources.train).toEqual({ gpu: 8, nodes: 4 });
+    const plain = withResources({ train: { gpu: 8 } });
+    if (!plain.ok) throw new Error(plain.errors.join('\n'));
+    expect(plain.spec.executor.resources.train).toEqual({ gpu: 8 }); // no default written: nodes ?? 1
+  });
+
+  for (const stage of ['prepare', 'generate', 'score', 'dataset', 'evaluate']) {
+    it(`${stage} with nodes > 1 is refused, naming the field and the reason`, () => {
+      const r = withResources({ [stage]: { nodes: 2 } });
+      expect(r.ok ? [] : r.errors).toEqual([
+        `executor.resources.${stage}.nodes: only train runs on more than one node (one torchrun gang); ` +
+          'generate and score scale out with generation.shards',
+      ]);
+    });
+  }
+
+  it('nodes is a positive integer', () => {
+    for (const nodes of [0, -1, 1.5, '2']) {
+      const r = withResources({ train: { nodes } });
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.errors[0]).toMatch(/^executor\.resources\.train\.nodes: /);
+    }
+  });
+
+  it('the local executor runs one process: several train nodes need Kubernetes', () => {
+    const r = withResources({ train: { nodes: 2 } }, 'local');
+    expect(r.ok ? [] : r.errors).toEqual([
+      'executor.resources.train.nodes: more than one node needs executor.type "kubernetes" (the local executor runs one process)',
+    ]);
+    expect(withResources({ train: { nodes: 1 } }, 'local').ok).toBe(true);
+  });
+
+  it('an unknown stage is refused', () => {
+    const r = withResources({ trian: { nodes: 2 } });
+    expect(r.ok ? [] : r.errors).toEqual(['executor.resources: Unrecognized key: "trian"']);
+  });
+
+  it('the committed JSON Schema says the same (the Python jobs and editors validate with it)', () => {
+    const schema = JSON.parse(readFileSync('schemas/run-spec.schema.json', 'utf8'));
+    const stages = schema.properties.executor.properties.resources.properties;
+    expect(stages.train.properties.nodes).toMatchObject({ type: 'integer', minimum: 1, default: 1 });
+    expect(stages.train.properties.nodes.maximum).not.toBe(1);
+    for (const s of ['prepare', 'generate', 'score', 'dataset', 'evaluate']) {
+      expect(stages[s].properties.nodes).toMatchObject({ type: 'integer', minimum: 1, maximum: 1, default: 1 });
+    }
+  });
+});
+
 describe('shipped examples', () => {
   it('the demo round spec is valid', () => {
     const r = validateRunSpec(JSON.parse(readFileSync('examples/demo/round.json', 'utf8')));
