@@ -3,9 +3,12 @@ import { createHash } from 'node:crypto';
 /**
  * Deterministic job identity (DESIGN rule 3): a function of workflow id, round, stage, shard and the
  * generation counter, never of the Temporal attempt, so a retried activity or a new worker finds the same
- * job. At most 63 characters, DNS-1123 (lowercase alphanumerics and "-"); the readable part is truncated and
- * a hash of the full identity keeps names unique.
+ * job. At most 60 characters, DNS-1123 (lowercase alphanumerics and "-"); the readable part is truncated and
+ * a hash of the full identity keeps names unique. 60, not 63: the pods of a multi-node (Indexed) train Job
+ * are named `<job>-<index>`, which must stay a 63-character DNS label for up to 100 nodes.
  */
+export const MAX_JOB_NAME = 60;
+
 export function jobName(id: {
   workflowId: string;
   round: number;
@@ -21,6 +24,6 @@ export function jobName(id: {
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-+|-+$/g, '');
   const suffix = `-r${id.round}-${id.stage}${id.shard === null ? '' : `-s${id.shard}`}-g${id.generation}-${hash}`;
-  const head = `tao-${readable}`.slice(0, 63 - suffix.length).replace(/-+$/, '');
+  const head = `tao-${readable}`.slice(0, MAX_JOB_NAME - suffix.length).replace(/-+$/, '');
   return `${head}${suffix}`;
 }

@@ -105,11 +105,14 @@ export function createRunStage(deps: StageDeps) {
       }),
     ).slice(0, 20);
     const output = joinUri(stagesRoot, input.stage, key) + '/';
-    const name = jobName({ ...input.run, stage: input.stage, shard: input.shard?.index ?? null, generation: 0 });
+    const nameForGeneration = (generation: number) =>
+      jobName({ ...input.run, stage: input.stage, shard: input.shard?.index ?? null, generation });
+    const name = nameForGeneration(0);
 
     const result = (
       manifest: Awaited<ReturnType<typeof checkManifest>> & { valid: true },
       reused: boolean,
+      ran = name,
     ): StageResult => ({
       stage: input.stage,
       shard: input.shard?.index ?? null,
@@ -121,7 +124,7 @@ export function createRunStage(deps: StageDeps) {
       metrics: manifest.manifest.metrics,
       durationS: reused ? manifest.manifest.timings.durationS : (Date.now() - started) / 1000,
       reused,
-      jobName: name,
+      jobName: ran,
     });
 
     const existing = await guard('manifest', () => checkManifest(store, output, { stage: input.stage, key }));
@@ -166,6 +169,7 @@ export function createRunStage(deps: StageDeps) {
       outcome = await executor.run(
         {
           name,
+          nameForGeneration,
           stage: input.stage,
           shard: input.shard?.index ?? null,
           specUri,
@@ -194,16 +198,22 @@ export function createRunStage(deps: StageDeps) {
     if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
 
     if (outcome.exitCode !== 0) {
-      const type = failureTypeForExit(outcome.exitCode, outcome.signal);
-      const how = outcome.exitCode === null ? `was killed by ${outcome.signal}` : `exited ${outcome.exitCode}`;
+      const type = outcome.failureType ?? failureTypeForExit(outcome.exitCode, outcome.signal);
+      const ran = outcome.jobName ?? name;
+      const how =
+        outcome.exitCode !== null
+          ? `exited ${outcome.exitCode}`
+          : outcome.signal
+            ? `was killed by ${outcome.signal}`
+            : 'did not finish';
       fail(
         type,
-        `${input.stage} job ${name} ${how}: ${outcome.reason || '(no reason written)'}\n--- last log lines (${logUri}) ---\n${outcome.logTail.slice(-10).join('\n')}`,
-        { jobName: name, exitCode: outcome.exitCode, reason: outcome.reason, logTail: outcome.logTail, logUri },
+        `${input.stage} job ${ran} ${how}: ${outcome.reason || '(no reason written)'}\n--- last log lines (${logUri}) ---\n${outcome.logTail.slice(-10).join('\n')}`,
+        { jobName: ran, exitCode: outcome.exitCode, reason: outcome.reason, logTail: outcome.logTail, logUri },
       );
     }
     const written = await guard('manifest', () => checkManifest(store, output, { stage: input.stage, key }));
     if (!written.valid) fail(FailureType.ArtifactMissing, `${input.stage} job ${name} exited 0 but ${written.reason}`);
-    return result(written, false);
+    return result(written, false, outcome.jobName);
   };
 }

@@ -10,6 +10,9 @@
  * | StageOutOfMemory    | the job was killed by the OOM killer (137 / OOMKilled)  | non-retryable here; more memory or smaller batches |
  * | StageFailed         | any other exit code or crash                            | retried by Temporal's activity retry |
  * | StoreUnavailable    | the artifact store cannot be read or written            | retried                              |
+ * | InvalidImage        | the stage image cannot be pulled (past its grace period) | non-retryable; fix the image/registry |
+ * | StageUnschedulable  | Pending past the pending timeout (scheduler's reason)   | non-retryable; the operator decides  |
+ * | StageDeadlineExceeded | the Job ran past its activeDeadlineSeconds            | non-retryable; raise the deadline    |
  * | GateFailed          | not an error: recorded in the result when tuned ≤ base  | the round completes unpromoted       |
  */
 export const FailureType = {
@@ -19,6 +22,9 @@ export const FailureType = {
   StageOutOfMemory: 'StageOutOfMemory',
   StageFailed: 'StageFailed',
   StoreUnavailable: 'StoreUnavailable',
+  InvalidImage: 'InvalidImage',
+  StageUnschedulable: 'StageUnschedulable',
+  StageDeadlineExceeded: 'StageDeadlineExceeded',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -28,6 +34,10 @@ export const NON_RETRYABLE: FailureType[] = [
   FailureType.InvalidStageSpec,
   FailureType.ArtifactMissing,
   FailureType.StageOutOfMemory,
+  FailureType.InvalidImage,
+  // retrying cannot make GPUs appear; the Job is deleted and the operator decides (retry later, abort)
+  FailureType.StageUnschedulable,
+  FailureType.StageDeadlineExceeded,
 ];
 
 /** Maps a stage job's exit code (the container contract) to a failure type. */

@@ -1,11 +1,14 @@
 /** Builds a worker on task queue `tao` with the round workflow and activities wired to real dependencies. */
+import { KubeConfig } from '@kubernetes/client-node';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { openStore } from '../activities/artifacts/open-store.js';
+import { KubernetesExecutor } from '../activities/executors/kubernetes/kubernetes-executor.js';
 import { LocalExecutor } from '../activities/executors/local.js';
 import { TASK_QUEUE } from '../common/constants.js';
 import { dataConverterFromEnv } from './codec.js';
 import { defaultPython, JOBS_SRC, jobsCodeVersion, REPO_ROOT, temporalEnv } from './config.js';
+import { stageTemplatesFromEnv } from './stage-templates.js';
 
 export interface TaoWorkerOptions {
   connection?: NativeConnection;
@@ -14,22 +17,47 @@ export interface TaoWorkerOptions {
   /** Directory that `file:relative` URIs resolve against (default: the current directory). */
   baseDir?: string;
   python?: string;
+  /** Cluster access for the kubernetes executor (default: KUBECONFIG, ~/.kube/config or in-cluster). */
+  kubeConfig?: KubeConfig;
   /** Override parts of the activity dependencies (tests). */
   deps?: Partial<ActivityDeps>;
   workerOptions?: Partial<WorkerOptions>;
 }
 
-export function defaultDeps(options: TaoWorkerOptions = {}): ActivityDeps & { local: LocalExecutor } {
+/**
+ * The kubernetes executor, when this worker is configured for one: `TAO_EXECUTOR_NAMESPACE` names the namespace
+ * of the stage Jobs (set by the kustomize ConfigMap), the TAO_STAGE_* variables their templates.
+ */
+export function kubernetesExecutorFromEnv(
+  options: TaoWorkerOptions = {},
+  env: NodeJS.ProcessEnv = process.env,
+): KubernetesExecutor | undefined {
+  if (!env.TAO_EXECUTOR_NAMESPACE) return undefined;
+  let kubeConfig = options.kubeConfig;
+  if (!kubeConfig) {
+    kubeConfig = new KubeConfig();
+    kubeConfig.loadFromDefault();
+  }
+  return new KubernetesExecutor({ kubeConfig, config: stageTemplatesFromEnv(env), store: openStore({}) });
+}
+
+export function defaultDeps(
+  options: TaoWorkerOptions = {},
+): ActivityDeps & { local: LocalExecutor; kubernetes?: KubernetesExecutor } {
   const storeFor: ActivityDeps['storeFor'] = (artifacts) => openStore(artifacts);
   // TAO_JOBS_SRC points the local executor at another jobs package (tests use a scripted stand-in).
   const jobsSrc = process.env.TAO_JOBS_SRC ?? JOBS_SRC;
   const local = new LocalExecutor({ python: options.python ?? defaultPython(), jobsSrc, store: openStore({}) });
+  const kubernetes = kubernetesExecutorFromEnv(options);
   return {
     storeFor,
-    executors: { local },
+    executors: kubernetes ? { local, kubernetes } : { local },
+    // A worker that runs stages as Jobs versions them by the stage image(s), which it cannot hash: the jobs
+    // package it ships is built from the same sources, so its hash stands for the images.
     codeVersion: jobsCodeVersion(jobsSrc),
     baseDir: options.baseDir ?? process.cwd(),
     local,
+    kubernetes,
     ...options.deps,
   };
 }
@@ -52,5 +80,7 @@ export async function createTaoWorker(options: TaoWorkerOptions = {}) {
     shutdownGraceTime: '10s',
     ...options.workerOptions,
   });
-  return { worker, connection, deps, repoRoot: REPO_ROOT };
+  // Jobs outlive the worker (the next one adopts them); only the shared watches stop with it.
+  const close = () => deps.kubernetes?.close();
+  return { worker, connection, deps, repoRoot: REPO_ROOT, close };
 }

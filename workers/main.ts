@@ -9,11 +9,12 @@ export async function runWorker(options: { baseDir?: string } = {}): Promise<voi
   const client = await Connection.connect(env.connection);
   const added = await ensureSearchAttributes(client, env.namespace).finally(() => client.close());
   if (added.length) console.error(`registered search attributes in ${env.namespace}: ${added.join(', ')}`);
-  const { worker, connection } = await createTaoWorker(options);
+  const { worker, connection, close } = await createTaoWorker(options);
   console.error(`tao worker: task queue ${worker.options.taskQueue}, namespace ${worker.options.namespace}`);
   try {
     await worker.run();
   } finally {
+    await close();
     await connection.close();
   }
 }

@@ -4,11 +4,17 @@
  * process (the embedded default) or a Kubernetes Job. Workflows never see which; the stage activity only
  * sees `run()`.
  */
+import type { FailureType } from '../../common/errors.js';
 import type { JobStage, RunSpec } from '../../common/run-spec.js';
 
 export interface StageJob {
   /** Deterministic, attempt-independent name (≤ 63 chars, DNS-1123): the identity used for adoption. */
   name: string;
+  /**
+   * The name for a later generation (DESIGN rule 3): an executor that finds the Job of generation g failed
+   * moves on to g + 1. Without it only `name` (generation 0) is used.
+   */
+  nameForGeneration?: (generation: number) => string;
   stage: JobStage;
   shard: number | null;
   specUri: string;
@@ -22,6 +28,10 @@ export interface StageJob {
 
 export interface JobProgress {
   phase: 'starting' | 'running' | 'succeeded' | 'failed';
+  /** The job actually running (a later generation has another name). */
+  jobName?: string;
+  /** e.g. "1 Running, 1 Failed" (Kubernetes). */
+  podSummary?: string;
   done?: number;
   total?: number;
   message?: string;
@@ -34,6 +44,10 @@ export interface JobOutcome {
   reason: string;
   /** The last lines of the job's log, for failure messages. */
   logTail: string[];
+  /** The job actually run (a later generation has another name). */
+  jobName?: string;
+  /** Set when the executor knows better than the exit code (e.g. Unschedulable, InvalidImage, OOMKilled). */
+  failureType?: FailureType;
 }
 
 /** Why the run was interrupted: only a user cancel deletes the job; other reasons leave it for adoption. */

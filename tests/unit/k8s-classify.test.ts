@@ -11,7 +11,7 @@ function fixture(name: string): { job: V1Job; pods: V1Pod[] } {
   return raw;
 }
 
-const grace = { pendingMs: 5 * 60_000, imagePullMs: 2 * 60_000 };
+const grace = { pendingMs: 5 * 60_000, pendingTimeoutMs: 60 * 60_000, imagePullMs: 2 * 60_000 };
 const created = new Date('2026-11-24T10:00:00Z');
 const at = (minutes: number) => new Date(created.getTime() + minutes * 60_000);
 
@@ -35,7 +35,7 @@ describe('classify Job and pod status', () => {
       { phase: 'failed', type: 'ArtifactMissing', retryable: false, reason: 'bad input: prompts.jsonl:3: not JSON' },
     ],
     ['job-crash-backoff-exceeded', 1, { phase: 'failed', type: 'StageFailed', retryable: true }],
-    ['job-deadline-exceeded', 1, { phase: 'failed', type: 'DeadlineExceeded', retryable: false }],
+    ['job-deadline-exceeded', 1, { phase: 'failed', type: 'StageDeadlineExceeded', retryable: false }],
     ['pod-evicted', 1, { phase: 'failed', type: 'StageFailed', retryable: true }],
     ['pod-running', 1, { phase: 'running', pods: '1 Running' }],
   ])('%s', (name, minutes, expected) => {
@@ -58,7 +58,14 @@ describe('classify Job and pod status', () => {
       reason: 'Unschedulable: 0/2 nodes are available: 2 Insufficient nvidia.com/gpu.',
     });
     expect(early).not.toHaveProperty('stuck');
-    expect(classify(job, pods, at(6), grace)).toMatchObject({ phase: 'pending', stuck: { retryable: true } });
+    expect(classify(job, pods, at(6), grace)).toMatchObject({ phase: 'pending', stuck: true });
+    expect(classify(job, pods, at(61), grace)).toMatchObject({
+      phase: 'failed',
+      type: 'StageUnschedulable',
+      retryable: false,
+      abandon: true,
+      reason: 'Pending for 61 min: Unschedulable: 0/2 nodes are available: 2 Insufficient nvidia.com/gpu.',
+    });
   });
 
   it('ImagePullBackOff waits out its grace period, then fails non-retryably', () => {

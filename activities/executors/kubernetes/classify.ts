@@ -12,21 +12,40 @@ export type JobState =
       phase: 'pending';
       reason: string;
       since?: Date;
-      stuck?: { type: FailureType | 'InvalidImage'; retryable: boolean };
+      /** Unschedulable past the grace period: shown as stuck in heartbeats until the pending timeout. */
+      stuck?: boolean;
     }
   | { phase: 'running'; pods: string }
   | { phase: 'succeeded' }
-  | { phase: 'failed'; type: FailureType | 'InvalidImage' | 'DeadlineExceeded'; retryable: boolean; reason: string };
+  | {
+      phase: 'failed';
+      type: FailureType;
+      retryable: boolean;
+      reason: string;
+      exitCode?: number;
+      /** The Job itself has not failed (pending or image pull past its limit): the executor deletes it. */
+      abandon?: boolean;
+    };
 
 export interface Grace {
   /** Pending (unschedulable) longer than this is reported as stuck, with the scheduler's reason. */
   pendingMs: number;
+  /** Pending longer than this fails the stage (StageUnschedulable) and the Job is deleted. */
+  pendingTimeoutMs: number;
   /** ImagePullBackOff longer than this fails non-retryably. */
   imagePullMs: number;
 }
 
+export const DEFAULT_GRACE: Grace = { pendingMs: 5 * 60_000, pendingTimeoutMs: 60 * 60_000, imagePullMs: 5 * 60_000 };
+
 const condition = (job: V1Job, type: string) =>
   job.status?.conditions?.find((c) => c.type === type && c.status === 'True');
+
+/**
+ * Objects from a list are deserialized (dates are Dates); objects from watch events are plain JSON (dates are
+ * strings). Both go through here.
+ */
+const time = (d: Date | string | undefined) => (d ? new Date(d).getTime() : 0);
 
 export function podSummary(pods: V1Pod[]): string {
   const count: Record<string, number> = {};
@@ -40,7 +59,7 @@ export function classify(job: V1Job, pods: V1Pod[], now: Date, grace: Grace): Jo
   if (condition(job, 'Complete')) return { phase: 'succeeded' };
   const failed = condition(job, 'Failed');
   const latest = [...pods]
-    .sort((a, b) => (a.metadata?.creationTimestamp?.getTime() ?? 0) - (b.metadata?.creationTimestamp?.getTime() ?? 0))
+    .sort((a, b) => time(a.metadata?.creationTimestamp) - time(b.metadata?.creationTimestamp))
     .pop();
   const terminated = latest?.status?.containerStatuses?.[0]?.state?.terminated;
   const message = terminated?.message?.trim();
@@ -48,7 +67,7 @@ export function classify(job: V1Job, pods: V1Pod[], now: Date, grace: Grace): Jo
     if (failed.reason === 'DeadlineExceeded') {
       return {
         phase: 'failed',
-        type: 'DeadlineExceeded',
+        type: FailureType.StageDeadlineExceeded,
         retryable: false,
         reason: `Job ran past activeDeadlineSeconds: ${failed.message ?? ''}`.trim(),
       };
@@ -63,16 +82,30 @@ export function classify(job: V1Job, pods: V1Pod[], now: Date, grace: Grace): Jo
         type: FailureType.StageOutOfMemory,
         retryable: false,
         reason: `OOMKilled${message ? `: ${message}` : ''}`,
+        exitCode: terminated?.exitCode,
       };
     }
     if (terminated?.exitCode === 64)
-      return { phase: 'failed', type: FailureType.InvalidStageSpec, retryable: false, reason: message ?? 'exit 64' };
+      return {
+        phase: 'failed',
+        type: FailureType.InvalidStageSpec,
+        retryable: false,
+        reason: message ?? 'exit 64',
+        exitCode: 64,
+      };
     if (terminated?.exitCode === 65)
-      return { phase: 'failed', type: FailureType.ArtifactMissing, retryable: false, reason: message ?? 'exit 65' };
+      return {
+        phase: 'failed',
+        type: FailureType.ArtifactMissing,
+        retryable: false,
+        reason: message ?? 'exit 65',
+        exitCode: 65,
+      };
     return {
       phase: 'failed',
       type: FailureType.StageFailed,
       retryable: true,
+      exitCode: terminated?.exitCode,
       reason: evicted
         ? `pod evicted or preempted: ${latest?.status?.message ?? ''}`.trim()
         : `${failed.reason ?? 'Failed'}: ${message ?? failed.message ?? `exit ${terminated?.exitCode}`}`,
@@ -80,19 +113,29 @@ export function classify(job: V1Job, pods: V1Pod[], now: Date, grace: Grace): Jo
   }
   if (!latest) return { phase: 'pending', reason: 'waiting for the job controller to create a pod' };
   const waiting = latest.status?.containerStatuses?.[0]?.state?.waiting;
-  const created = latest.metadata?.creationTimestamp ?? now;
+  const created = latest.metadata?.creationTimestamp ? new Date(latest.metadata.creationTimestamp) : now;
   const age = now.getTime() - created.getTime();
   if (waiting && /ImagePullBackOff|ErrImagePull|InvalidImageName/.test(waiting.reason ?? '')) {
     const reason = `${waiting.reason}: ${waiting.message ?? ''}`.trim();
     return age > grace.imagePullMs
-      ? { phase: 'failed', type: 'InvalidImage', retryable: false, reason }
+      ? { phase: 'failed', type: FailureType.InvalidImage, retryable: false, reason, abandon: true }
       : { phase: 'pending', reason, since: created };
   }
   const unscheduled = latest.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False');
   if (unscheduled) {
     const reason = `${unscheduled.reason ?? 'Unschedulable'}: ${unscheduled.message ?? ''}`.trim();
+    if (age > grace.pendingTimeoutMs) {
+      const minutes = Math.round(age / 60_000);
+      return {
+        phase: 'failed',
+        type: FailureType.StageUnschedulable,
+        retryable: false,
+        reason: `Pending for ${minutes} min: ${reason}`,
+        abandon: true,
+      };
+    }
     return age > grace.pendingMs
-      ? { phase: 'pending', reason, since: created, stuck: { type: FailureType.StageFailed, retryable: true } }
+      ? { phase: 'pending', reason, since: created, stuck: true }
       : { phase: 'pending', reason, since: created };
   }
   if (latest.status?.phase === 'Running') return { phase: 'running', pods: podSummary(pods) };

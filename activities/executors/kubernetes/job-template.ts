@@ -122,9 +122,9 @@ const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
  * DNS labels of at most 63 characters. The job controller sets the hostnames itself and the apiserver
  * refuses an Indexed Job whose `<name>-<completions - 1>` is not a valid label (batch validation:
  * "will not able to create pod with invalid DNS label"), so the name must leave room for "-" and the
- * digits of the last index: ≤ 61 characters for 2-10 nodes, ≤ 60 for 11-100. `jobName()` allows up to 63,
- * so a long workflow id can produce a name that fits a single-node Job but not a multi-node one: refused here
- * with the reason rather than as a 422 from the apiserver. A Service name is also a DNS-1035 label (starts
+ * digits of the last index: ≤ 61 characters for 2-10 nodes, ≤ 60 for 11-100. `jobName()` keeps names to 60
+ * characters for this; a name from elsewhere that is too long is refused here with the reason rather than as
+ * a 422 from the apiserver. A Service name is also a DNS-1035 label (starts
  * with a letter); `jobName()` names start with "tao-".
  */
 function checkMultiNode(job: StageJob, nodes: number): void {

@@ -1,106 +1,292 @@
 /**
- * The `kubernetes` executor: one batch/v1 Job per stage (or shard).
+ * The `kubernetes` executor: one batch/v1 Job per stage (or shard), watched through one shared watch.
  *
- * - Identity and adoption: the Job's name is the deterministic job name; creating it again answers 409,
- *   which means "adopt": a retried activity or a new worker picks up the Job already running.
- * - Watching: this first version polls the Job and its pods every `pollMs` (one GET + one LIST per Job).
- *   The shared informer (one watch for all Jobs of the namespace) is the next step for many concurrent Jobs.
- * - Cancellation by reason: `cancelled` deletes the Job with Background propagation (no pods left behind);
- *   `worker-shutdown` / `timeout` leave it running for the retry to adopt.
- * - Outcome: the contract's exit codes (0 / 64 / 65 / 137 / other) with the termination message and the
- *   last lines of the pod log, so the stage activity classifies it like a local job.
+ * - Identity and adoption (DESIGN rule 3): the Job's name is a function of workflow id, round, stage, shard
+ *   and a generation. Each run looks for the Job of generation 0, 1, ... and stops at the first that has
+ *   not failed: it adopts it when it exists (a retried activity, a new worker after a crash) or creates it.
+ *   409 AlreadyExists on create also means "adopt". So the generation moves only after a Job failed.
+ * - Watching: `JobWatcher` (one watch on Jobs, one on pods, for the whole worker); each run subscribes to
+ *   its Job and classifies Job + pods on every change and at every resync (`classify.ts`).
+ * - Heartbeats carry the phase, the pod summary, the scheduler's reason while Pending, and the progress
+ *   events the job prints on stdout (read from the pod log, which is streamed to the artifact store).
+ * - Cancellation by reason (rule 4): `cancelled` deletes the Job with Background propagation (no pods
+ *   left); `worker-shutdown` / `timeout` leave it running for the retry to adopt.
+ * - A Job that cannot start (Pending past the pending timeout, image pull failing past its grace) is
+ *   deleted and reported with the scheduler's or the registry's reason.
  */
-import { ApiException, BatchV1Api, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { ApiException, BatchV1Api, CoreV1Api, type KubeConfig, type V1Job } from '@kubernetes/client-node';
 import { FailureType } from '../../../common/errors.js';
-import type { Executor, JobOutcome, RunContext, StageJob } from '../executor.js';
-import { classify, type Grace } from './classify.js';
-import { buildJob, templateFor } from './job-template.js';
+import type { ArtifactStore } from '../../artifacts/store.js';
+import type { Executor, JobOutcome, JobProgress, RunContext, StageJob } from '../executor.js';
+import { classify, DEFAULT_GRACE, podSummary, type Grace, type JobState } from './classify.js';
+import { buildJob, buildService, CONTAINER, templateFor, withOwner, type JobIdentity } from './job-template.js';
+import { JobWatcher } from './job-watcher.js';
+import { PodLogs } from './pod-logs.js';
 import type { KubernetesStageConfig } from '../../../workers/stage-templates.js';
+
+export const MANAGED_BY_SELECTOR = 'app.kubernetes.io/managed-by=tao-worker';
+/** More failed generations than this means something is wrong beyond retrying. */
+const MAX_GENERATIONS = 50;
 
 export interface KubernetesExecutorOptions {
   kubeConfig: KubeConfig;
   config: KubernetesStageConfig;
-  pollMs?: number;
+  /** Where pod logs are streamed (the stage's `logUri`). */
+  store: ArtifactStore;
   grace?: Grace;
+  resyncMs?: number;
+  logUploadEveryMs?: number;
+  /** Stream pod logs (default true). The benchmark turns it off: fake nodes serve no logs. */
+  streamLogs?: boolean;
 }
 
-const EXIT: Record<string, number> = {
-  [FailureType.InvalidStageSpec]: 64,
-  [FailureType.ArtifactMissing]: 65,
-  [FailureType.StageOutOfMemory]: 137,
-};
+const isAlreadyExists = (e: unknown) => e instanceof ApiException && e.code === 409;
+const isNotFound = (e: unknown) => e instanceof ApiException && e.code === 404;
+const failedJob = (job: V1Job) => job.status?.conditions?.some((c) => c.type === 'Failed' && c.status === 'True');
 
 export class KubernetesExecutor implements Executor {
   readonly kind = 'kubernetes' as const;
   /** Jobs this executor created (an adopted Job is not counted): for tests and the benchmark. */
   created = 0;
+  /** When each Job was created and seen finished (bounded), for the benchmark's transition latency. */
+  readonly timeline: { name: string; createdAt: number; finishedAt?: number }[] = [];
+  readonly watcher: JobWatcher;
   private readonly batch: BatchV1Api;
   private readonly core: CoreV1Api;
+  private readonly namespace: string;
 
   constructor(private readonly options: KubernetesExecutorOptions) {
+    this.namespace = options.config.namespace;
     this.batch = options.kubeConfig.makeApiClient(BatchV1Api);
     this.core = options.kubeConfig.makeApiClient(CoreV1Api);
+    this.watcher = new JobWatcher({
+      kubeConfig: options.kubeConfig,
+      namespace: this.namespace,
+      labelSelector: MANAGED_BY_SELECTOR,
+      resyncMs: options.resyncMs,
+    });
+  }
+
+  /** Stops the shared watches (worker shutdown). Jobs keep running, for the next worker to adopt. */
+  close(): Promise<void> {
+    return this.watcher.stop();
   }
 
   async run(job: StageJob, ctx: RunContext): Promise<JobOutcome> {
-    const namespace = this.options.config.namespace;
-    const owner = job.owner ?? { workflowId: job.name, runId: '', round: 0, key: job.labels.key ?? '' };
-    const body = buildJob(job, { namespace, ...owner }, templateFor(this.options.config.templates, job.stage));
-    ctx.onProgress({ phase: 'starting', message: `creating Job ${job.name}` });
-    try {
-      await this.batch.createNamespacedJob({ namespace, body });
-      this.created++;
-    } catch (e) {
-      if (!(e instanceof ApiException && e.code === 409)) throw e;
-      ctx.onProgress({ phase: 'starting', message: `adopted the existing Job ${job.name}` });
-    }
-
-    const grace = this.options.grace ?? { pendingMs: 10 * 60_000, imagePullMs: 5 * 60_000 };
-    for (;;) {
-      if (ctx.signal.aborted) {
-        if (ctx.signal.reason === 'cancelled') {
-          await this.batch
-            .deleteNamespacedJob({ name: job.name, namespace, propagationPolicy: 'Background' })
-            .catch((e: unknown) => {
-              if (!(e instanceof ApiException && e.code === 404)) throw e;
-            });
-        }
-        return { exitCode: null, signal: 'SIGTERM', reason: `stopped (${String(ctx.signal.reason)})`, logTail: [] };
-      }
-      const current = await this.batch.readNamespacedJob({ name: job.name, namespace });
-      const pods = (
-        await this.core.listNamespacedPod({ namespace, labelSelector: `batch.kubernetes.io/job-name=${job.name}` })
-      ).items;
-      const state = classify(current, pods, new Date(), grace);
-      if (state.phase === 'succeeded') {
-        ctx.onProgress({ phase: 'succeeded' });
-        return { exitCode: 0, signal: null, reason: '', logTail: await this.logTail(namespace, pods) };
-      }
-      if (state.phase === 'failed') {
-        ctx.onProgress({ phase: 'failed', message: state.reason });
-        return {
-          exitCode: EXIT[state.type] ?? 1,
-          signal: null,
-          reason: `${state.type}: ${state.reason}`,
-          logTail: await this.logTail(namespace, pods),
-        };
-      }
-      ctx.onProgress({
-        phase: state.phase === 'running' ? 'running' : 'starting',
-        message: state.phase === 'running' ? state.pods : state.reason,
-      });
-      await new Promise((r) => setTimeout(r, this.options.pollMs ?? 1000));
-    }
+    await this.watcher.start();
+    const { name, adopted } = await this.createOrAdopt(job);
+    ctx.onProgress({
+      phase: 'starting',
+      jobName: name,
+      message: adopted ? `adopted the existing Job ${name}` : `created Job ${name}`,
+    });
+    return this.watch(job, name, ctx);
   }
 
-  private async logTail(namespace: string, pods: V1Pod[]): Promise<string[]> {
-    const pod = pods[pods.length - 1]?.metadata?.name;
-    if (!pod) return [];
-    try {
-      const log = await this.core.readNamespacedPodLog({ name: pod, namespace, tailLines: 30 });
-      return String(log).split('\n').filter(Boolean);
-    } catch {
-      return []; // no log (never started, or a fake node)
+  /** Finds the first generation whose Job has not failed; adopts it, or creates it. */
+  private async createOrAdopt(job: StageJob): Promise<{ name: string; adopted: boolean }> {
+    const template = templateFor(this.options.config.templates, job.stage);
+    const owner = job.owner ?? { workflowId: job.name, runId: '', round: 0, key: job.labels.key ?? '' };
+    const id: JobIdentity = { namespace: this.namespace, ...owner };
+    for (let generation = 0; generation < MAX_GENERATIONS; generation++) {
+      const name = job.nameForGeneration?.(generation) ?? job.name;
+      let existing = this.watcher.job(name);
+      if (!existing) {
+        try {
+          const body = buildJob({ ...job, name }, id, template);
+          const created = await this.batch.createNamespacedJob({ namespace: this.namespace, body });
+          this.created++;
+          this.timeline.push({ name, createdAt: Date.now() });
+          if (this.timeline.length > 10_000) this.timeline.shift();
+          await this.ensureService({ ...job, name }, id, created);
+          return { name, adopted: false };
+        } catch (e) {
+          if (!isAlreadyExists(e)) throw e;
+          // created a moment ago by another worker (or this one before a restart): not in our cache yet
+          existing = await this.batch.readNamespacedJob({ name, namespace: this.namespace });
+        }
+      }
+      if (failedJob(existing)) {
+        if (!job.nameForGeneration) return { name, adopted: true }; // one name only: report that failure
+        continue; // a failed Job stays for debugging (until its TTL); the retry gets the next generation
+      }
+      await this.recordAdopter(name, owner.runId);
+      await this.ensureService({ ...job, name }, id, existing); // a worker may have died between the two creates
+      return { name, adopted: true };
     }
+    throw new Error(`${job.name}: ${MAX_GENERATIONS} generations of this Job failed; not creating another`);
+  }
+
+  /**
+   * A multi-node train Job's headless Service (torchrun rendezvous), owned by the Job so the garbage
+   * collector deletes it with the Job. Created right after the Job: the pods wait for their peers anyway.
+   */
+  private async ensureService(job: StageJob, id: JobIdentity, created: V1Job): Promise<void> {
+    const service = buildService(job, id, templateFor(this.options.config.templates, job.stage));
+    if (!service) return;
+    await this.core
+      .createNamespacedService({ namespace: this.namespace, body: withOwner(service, created) })
+      .catch((e: unknown) => {
+        if (!isAlreadyExists(e)) throw e;
+      });
+  }
+
+  /** The adopting run's id goes on the Job, so people (and the reaper's log) see who watches it now. */
+  private async recordAdopter(name: string, runId: string): Promise<void> {
+    if (!runId) return;
+    await this.batch
+      .patchNamespacedJob({
+        name,
+        namespace: this.namespace,
+        body: [{ op: 'add', path: '/metadata/annotations/tao.dev~1run-id', value: runId }],
+      })
+      .catch((e: unknown) => {
+        if (!isNotFound(e)) throw e;
+      });
+  }
+
+  private watch(job: StageJob, name: string, ctx: RunContext): Promise<JobOutcome> {
+    const grace = this.options.grace ?? DEFAULT_GRACE;
+    const streamLogs = this.options.streamLogs ?? true;
+    let progress: Pick<JobProgress, 'done' | 'total' | 'message'> = {};
+    const logs = new PodLogs({
+      kubeConfig: this.options.kubeConfig,
+      namespace: this.namespace,
+      container: CONTAINER,
+      store: this.options.store,
+      logUri: job.logUri,
+      uploadEveryMs: this.options.logUploadEveryMs,
+      onLine: (line) => {
+        const event = progressEvent(line);
+        if (event) {
+          progress = event;
+          ctx.onProgress({ phase: 'running', jobName: name, ...event });
+        }
+      },
+    });
+    let seen = false;
+    let lastReport = '';
+
+    return new Promise<JobOutcome>((resolve, reject) => {
+      let settled = false;
+      const settle = (outcome: Promise<JobOutcome>) => {
+        if (settled) return;
+        settled = true;
+        unsubscribe();
+        ctx.signal.removeEventListener('abort', onAbort);
+        outcome.then(resolve, reject);
+      };
+      const finish = async (state: JobState & { phase: 'succeeded' | 'failed' }): Promise<JobOutcome> => {
+        const entry = this.timeline.find((t) => t.name === name && t.finishedAt === undefined);
+        if (entry) entry.finishedAt = Date.now();
+        if (state.phase === 'failed' && state.abandon) await this.delete(name);
+        if (streamLogs) await logs.finish();
+        ctx.onProgress({ phase: state.phase, jobName: name, message: state.phase === 'failed' ? state.reason : '' });
+        if (state.phase === 'succeeded')
+          return { exitCode: 0, signal: null, reason: '', logTail: logs.tail, jobName: name };
+        return {
+          exitCode: state.exitCode ?? null,
+          signal: null,
+          reason: `${state.type}: ${state.reason}`,
+          logTail: logs.tail,
+          jobName: name,
+          failureType: state.type,
+        };
+      };
+      const check = () => {
+        try {
+          update();
+        } catch (e) {
+          settle(Promise.reject(e as Error));
+        }
+      };
+      const update = () => {
+        if (settled) return;
+        const current = this.watcher.job(name);
+        const pods = this.watcher.podsOf(name);
+        if (!current) {
+          if (seen) {
+            settle(
+              Promise.resolve({
+                exitCode: null,
+                signal: null,
+                reason: `Job ${name} was deleted outside TAO while it ran`,
+                logTail: logs.tail,
+                jobName: name,
+                failureType: FailureType.StageFailed,
+              }),
+            );
+          }
+          return; // just created: the watch event is on its way
+        }
+        seen = true;
+        if (streamLogs) {
+          for (const pod of pods) {
+            const phase = pod.status?.phase;
+            if (phase === 'Running' || phase === 'Succeeded' || phase === 'Failed') logs.follow(pod.metadata!.name!);
+          }
+        }
+        const state = classify(current, pods, new Date(), grace);
+        if (state.phase === 'succeeded' || state.phase === 'failed') {
+          settle(finish(state));
+          return;
+        }
+        const report: JobProgress =
+          state.phase === 'running'
+            ? { phase: 'running', jobName: name, podSummary: state.pods, ...progress }
+            : {
+                phase: 'starting',
+                jobName: name,
+                podSummary: podSummary(pods),
+                message: state.stuck ? `stuck Pending: ${state.reason}` : state.reason,
+              };
+        const key = JSON.stringify(report);
+        if (key !== lastReport) {
+          lastReport = key;
+          ctx.onProgress(report);
+        }
+      };
+      const onAbort = () => {
+        const reason = String(ctx.signal.reason);
+        settle(
+          (async () => {
+            if (reason === 'cancelled') await this.delete(name);
+            logs.close();
+            if (streamLogs) await logs.finish(0).catch(() => undefined);
+            return {
+              exitCode: null,
+              signal: 'SIGTERM',
+              reason: `stopped (${reason})`,
+              logTail: logs.tail,
+              jobName: name,
+            };
+          })(),
+        );
+      };
+      const unsubscribe = this.watcher.subscribe(name, check);
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      if (ctx.signal.aborted) onAbort();
+      else check();
+    });
+  }
+
+  /** Background propagation: the garbage collector deletes the pods (and a Service owned by the Job). */
+  private async delete(name: string): Promise<void> {
+    await this.batch
+      .deleteNamespacedJob({ name, namespace: this.namespace, propagationPolicy: 'Background' })
+      .catch((e: unknown) => {
+        if (!isNotFound(e)) throw e;
+      });
+  }
+}
+
+/** A `{"event": "progress", ...}` line of the job contract, or null. */
+function progressEvent(line: string): Pick<JobProgress, 'done' | 'total' | 'message'> | null {
+  if (!line.startsWith('{')) return null;
+  try {
+    const e = JSON.parse(line) as { event?: string; done?: number; total?: number; message?: string };
+    return e.event === 'progress' ? { done: e.done, total: e.total, message: e.message } : null;
+  } catch {
+    return null; // a log line that merely starts with "{"
   }
 }

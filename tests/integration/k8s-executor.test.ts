@@ -1,0 +1,223 @@
+/**
+ * The kubernetes executor against the real control plane of tests/global-setup.ts (etcd, kube-apiserver with
+ * RBAC, the job controller, the scheduler, the garbage collector, kwok fake GPU nodes). Pods on fake nodes do
+ * not execute: kwok runs them to Succeeded, or to Failed with an exit code when labelled for its chaos stage
+ * (round-on-kubernetes.test.ts runs real stage containers on a local node).
+ */
+import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Job } from '@kubernetes/client-node';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../activities/artifacts/open-store.js';
+import type { JobProgress, StageJob } from '../../activities/executors/executor.js';
+import type { StageTemplate } from '../../activities/executors/kubernetes/job-template.js';
+import { KubernetesExecutor } from '../../activities/executors/kubernetes/kubernetes-executor.js';
+import { jobName } from '../../activities/job-name.js';
+import { KWOK_FAIL_ANNOTATIONS, KWOK_FAIL_LABEL } from '../../scripts/lib/k8s-dev.js';
+import { fileRoot } from '../helpers/env.js';
+import { adminKubeConfig } from '../helpers/k8s.js';
+
+let kc: KubeConfig;
+let batch: BatchV1Api;
+let core: CoreV1Api;
+const namespace = `exec-${randomUUID().slice(0, 8)}`;
+const executors: KubernetesExecutor[] = [];
+const logRoot = fileRoot('k8s-executor');
+
+beforeAll(async () => {
+  kc = adminKubeConfig();
+  batch = kc.makeApiClient(BatchV1Api);
+  core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+});
+afterAll(async () => {
+  await Promise.all(executors.map((e) => e.close()));
+  await core.deleteNamespace({ name: namespace }).catch(() => undefined);
+});
+
+function executor(
+  template: Partial<StageTemplate> = {},
+  options: Partial<ConstructorParameters<typeof KubernetesExecutor>[0]> = {},
+) {
+  const ex = new KubernetesExecutor({
+    kubeConfig: kc,
+    config: { namespace, templates: { default: { image: 'tao-jobs:test', ...template } } },
+    store: openStore({}),
+    resyncMs: 500,
+    ...options,
+  });
+  executors.push(ex);
+  return ex;
+}
+
+/** kwok's chaos stage fails a Running pod with this exit code (after `delay`, e.g. "60s"). */
+const failing = (exitCode: number, extra: Record<string, string> = {}): Partial<StageTemplate> => ({
+  podLabels: { [KWOK_FAIL_LABEL]: 'true' },
+  podAnnotations: { [KWOK_FAIL_ANNOTATIONS.exitCode]: String(exitCode), ...extra },
+});
+
+let n = 0;
+function stageJob(over: Partial<StageJob> = {}): StageJob {
+  const id = { workflowId: `tao/k8s-exec/t${++n}-${randomUUID().slice(0, 6)}`, round: 1, stage: 'generate', shard: 0 };
+  return {
+    name: jobName({ ...id, generation: 0 }),
+    nameForGeneration: (generation) => jobName({ ...id, generation }),
+    stage: 'generate',
+    shard: 0,
+    specUri: `${logRoot}/stage-spec.json`,
+    logUri: `${logRoot}/logs/t${n}.log`,
+    resources: { gpu: 1 },
+    labels: { key: `k${n}` },
+    owner: { workflowId: id.workflowId, runId: 'run-1', round: 1, key: `k${n}` },
+    ...over,
+  };
+}
+
+const context = (signal = new AbortController().signal, seen: JobProgress[] = []) => ({
+  onProgress: (p: JobProgress) => seen.push(p),
+  signal,
+});
+
+async function jobsOf(job: StageJob): Promise<V1Job[]> {
+  const list = await batch.listNamespacedJob({ namespace, labelSelector: `tao.dev/spec-hash=${job.labels.key}` });
+  return list.items;
+}
+
+async function until(what: string, check: () => Promise<boolean> | boolean, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function nothingLeft(job: StageJob) {
+  const pods = await core.listNamespacedPod({ namespace, labelSelector: `tao.dev/spec-hash=${job.labels.key}` });
+  return (await jobsOf(job)).length + pods.items.length === 0;
+}
+
+describe('kubernetes executor on a real control plane', () => {
+  it('runs a GPU stage Job to completion through the job controller, the scheduler and a fake GPU node', async () => {
+    const ex = executor();
+    const seen: JobProgress[] = [];
+    const job = stageJob();
+    const outcome = await ex.run(job, context(undefined, seen));
+    expect(outcome).toMatchObject({ exitCode: 0, jobName: job.name });
+    expect(ex.created).toBe(1);
+    expect(seen[0]).toMatchObject({ phase: 'starting', message: `created Job ${job.name}` });
+    expect(seen.at(-1)).toMatchObject({ phase: 'succeeded', jobName: job.name });
+    const [created] = await jobsOf(job);
+    expect(created?.spec?.template.spec?.containers[0]?.resources?.limits).toMatchObject({ 'nvidia.com/gpu': '1' });
+    expect(created?.metadata?.annotations).toMatchObject({ 'tao.dev/workflow-id': job.owner!.workflowId });
+  });
+
+  it('a new worker adopts the running Job instead of creating a second one, and records the adopting run', async () => {
+    const job = stageJob();
+    // the first worker starts a Job that stays Running (kwok fails it only after 10 s) and is then shut down
+    const first = executor({ ...failing(1, { [KWOK_FAIL_ANNOTATIONS.delay]: '10s' }), backoffLimit: 0 });
+    const stop = new AbortController();
+    const running = first.run(job, context(stop.signal));
+    await until('the pod to run', () => first.watcher.podsOf(job.name).some((p) => p.status?.phase === 'Running'));
+    stop.abort('worker-shutdown');
+    expect(await running).toMatchObject({ exitCode: null, reason: 'stopped (worker-shutdown)' });
+    expect(await jobsOf(job)).toHaveLength(1); // left for adoption
+
+    const second = executor();
+    const seen: JobProgress[] = [];
+    const outcome = second.run({ ...job, owner: { ...job.owner!, runId: 'run-2' } }, context(undefined, seen));
+    await until('adoption', () => seen.length > 0);
+    expect(seen[0]?.message).toBe(`adopted the existing Job ${job.name}`);
+    expect(second.created).toBe(0);
+    const [adopted] = await jobsOf(job);
+    expect(adopted?.metadata?.annotations?.['tao.dev/run-id']).toBe('run-2');
+    // the adopted Job is the first worker's: it fails after its delay with exit 1, retryable
+    expect(await outcome).toMatchObject({ exitCode: 1, failureType: 'StageFailed', jobName: job.name });
+    expect(await jobsOf(job)).toHaveLength(1);
+  });
+
+  it('the generation moves on only after a Job failed: the retry creates generation 1, next to the failed one', async () => {
+    const job = stageJob();
+    const failed = await executor({ ...failing(3), backoffLimit: 0 }).run(job, context());
+    expect(failed).toMatchObject({ exitCode: 3, failureType: 'StageFailed' });
+    const retry = executor();
+    const outcome = await retry.run(job, context());
+    expect(outcome).toMatchObject({ exitCode: 0, jobName: job.nameForGeneration!(1) });
+    expect(retry.created).toBe(1);
+    const names = (await jobsOf(job)).map((j) => j.metadata?.name).sort();
+    expect(names).toEqual([job.name, job.nameForGeneration!(1)].sort());
+    // and a third run adopts the completed generation 1 instead of creating generation 2
+    const again = executor();
+    expect(await again.run(job, context())).toMatchObject({ exitCode: 0, jobName: job.nameForGeneration!(1) });
+    expect(again.created).toBe(0);
+  });
+
+  it.each([
+    [64, 'InvalidStageSpec', 1],
+    [65, 'ArtifactMissing', 1],
+    [7, 'StageFailed', 2], // other exit codes: Kubernetes retries the pod (backoffLimit 1 here), then the Job fails
+  ])('exit %i fails as %s after %i pod(s)', async (code, type, podCount) => {
+    const job = stageJob();
+    const ex = executor({ ...failing(code), backoffLimit: 1 });
+    const outcome = await ex.run(job, context());
+    expect(outcome).toMatchObject({ exitCode: code, failureType: type });
+    const pods = await core.listNamespacedPod({ namespace, labelSelector: `batch.kubernetes.io/job-name=${job.name}` });
+    expect(pods.items).toHaveLength(podCount);
+  });
+
+  it('OOMKilled is its own failure type', async () => {
+    const outcome = await executor({
+      ...failing(137, { [KWOK_FAIL_ANNOTATIONS.reason]: 'OOMKilled' }),
+      backoffLimit: 0,
+    }).run(stageJob(), context());
+    expect(outcome).toMatchObject({ exitCode: 137, failureType: 'StageOutOfMemory' });
+    expect(outcome.reason).toContain('OOMKilled');
+  });
+
+  it("a Job needing more GPUs than any node has is reported with the scheduler's reason, then deleted at the pending timeout", async () => {
+    const ex = executor({}, { grace: { pendingMs: 1000, pendingTimeoutMs: 4000, imagePullMs: 60_000 } });
+    const job = stageJob({ resources: { gpu: 100 } });
+    const seen: JobProgress[] = [];
+    const outcome = await ex.run(job, context(undefined, seen));
+    const messages = seen.map((p) => p.message ?? '').join('\n');
+    expect(messages).toMatch(/^Unschedulable: 0\/2 nodes are available: 2 Insufficient nvidia.com\/gpu/m);
+    expect(messages).toMatch(
+      /^stuck Pending: Unschedulable: 0\/2 nodes are available: 2 Insufficient nvidia.com\/gpu/m,
+    );
+    expect(outcome).toMatchObject({ exitCode: null, failureType: 'StageUnschedulable' });
+    expect(outcome.reason).toMatch(/StageUnschedulable: Pending for \d+ min: Unschedulable: 0\/2 nodes are available/);
+    await until('the abandoned Job and its pod to be gone', () => nothingLeft(job));
+  });
+
+  it('cancel deletes a Pending Job and a Running one with their pods', async () => {
+    for (const [template, resources, phase] of [
+      [{}, { gpu: 100 }, 'Pending'],
+      [failing(1, { [KWOK_FAIL_ANNOTATIONS.delay]: '60s' }), { gpu: 1 }, 'Running'],
+    ] as const) {
+      const ex = executor(template);
+      const job = stageJob({ resources });
+      const abort = new AbortController();
+      const running = ex.run(job, context(abort.signal));
+      await until(`a ${phase} pod`, () => ex.watcher.podsOf(job.name).some((p) => p.status?.phase === phase));
+      abort.abort('cancelled');
+      expect(await running).toMatchObject({ exitCode: null, reason: 'stopped (cancelled)' });
+      await until(`no Job and no pod left (${phase})`, () => nothingLeft(job));
+    }
+  });
+
+  it('one executor watches 20 concurrent Jobs with two watches, not one poll loop per Job', async () => {
+    const ex = executor();
+    const jobs = Array.from({ length: 20 }, () => stageJob());
+    const outcomes = await Promise.all(jobs.map((job) => ex.run(job, context())));
+    expect(outcomes.every((o) => o.exitCode === 0)).toBe(true);
+    expect(ex.created).toBe(20);
+    expect(ex.watcher.stats.lists).toBe(2); // one list of Jobs and one of pods, then only watch events
+    expect(ex.watcher.stats.events).toBeGreaterThanOrEqual(20 * 3);
+  });
+
+  it('streams nothing it cannot read: a fake node serves no logs, and the stage log says so', async () => {
+    const job = stageJob();
+    await executor().run(job, context());
+    const log = fs.readFileSync(new URL(job.logUri), 'utf8');
+    expect(log).toMatch(/^--- pod .+ ---\n\(no log from pod /);
+  });
+});
