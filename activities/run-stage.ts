@@ -69,8 +69,11 @@ async function digestExternal(store: ArtifactStore, name: string, uri: string): 
 
 function stopReason(ctx: Context): StopReason {
   const d = ctx.cancellationDetails;
-  if (d?.cancelRequested) return 'cancelled';
-  if (d?.workerShutdown) return 'worker-shutdown';
+  // the details come with the cancel; the signal's CancelledFailure names the same reason as its message
+  const reason = String((ctx.cancellationSignal.reason as Error | undefined)?.message ?? '');
+  if (d?.cancelRequested || reason === 'CANCELLED') return 'cancelled';
+  if (d?.notFound || reason === 'NOT_FOUND') return 'run-closed';
+  if (d?.workerShutdown || reason === 'WORKER_SHUTDOWN') return 'worker-shutdown';
   return 'timeout';
 }
 

@@ -3,6 +3,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { openStore } from '../activities/artifacts/open-store.js';
+import { DEFAULT_GRACE } from '../activities/executors/kubernetes/classify.js';
 import { KubernetesExecutor } from '../activities/executors/kubernetes/kubernetes-executor.js';
 import { LocalExecutor } from '../activities/executors/local.js';
 import { TASK_QUEUE } from '../common/constants.js';
@@ -26,10 +27,13 @@ export interface TaoWorkerOptions {
 
 /**
  * The kubernetes executor, when this worker is configured for one: `TAO_EXECUTOR_NAMESPACE` names the namespace
- * of the stage Jobs (set by the kustomize ConfigMap), the TAO_STAGE_* variables their templates.
+ * of the stage Jobs (set by the kustomize ConfigMap), the TAO_STAGE_* variables their templates, and
+ * TAO_PENDING_GRACE_SECONDS (stuck Pending shown in heartbeats; default 300), TAO_PENDING_TIMEOUT_SECONDS
+ * (then the stage fails as StageUnschedulable and its Job is deleted; default 3600),
+ * TAO_IMAGE_PULL_GRACE_SECONDS (ImagePullBackOff tolerated this long; default 300) how long a Job may wait.
  */
 export function kubernetesExecutorFromEnv(
-  options: TaoWorkerOptions = {},
+  options: Pick<TaoWorkerOptions, 'kubeConfig'> = {},
   env: NodeJS.ProcessEnv = process.env,
 ): KubernetesExecutor | undefined {
   if (!env.TAO_EXECUTOR_NAMESPACE) return undefined;
@@ -38,7 +42,19 @@ export function kubernetesExecutorFromEnv(
     kubeConfig = new KubeConfig();
     kubeConfig.loadFromDefault();
   }
-  return new KubernetesExecutor({ kubeConfig, config: stageTemplatesFromEnv(env), store: openStore({}) });
+  const seconds = (name: string, fallbackMs: number) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallbackMs;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: must be a positive number of seconds, got "${raw}"`);
+    return n * 1000;
+  };
+  const grace = {
+    pendingMs: seconds('TAO_PENDING_GRACE_SECONDS', DEFAULT_GRACE.pendingMs),
+    pendingTimeoutMs: seconds('TAO_PENDING_TIMEOUT_SECONDS', DEFAULT_GRACE.pendingTimeoutMs),
+    imagePullMs: seconds('TAO_IMAGE_PULL_GRACE_SECONDS', DEFAULT_GRACE.imagePullMs),
+  };
+  return new KubernetesExecutor({ kubeConfig, config: stageTemplatesFromEnv(env), store: openStore({}), grace });
 }
 
 export function defaultDeps(

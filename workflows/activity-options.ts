@@ -3,7 +3,7 @@
  * worker is noticed quickly; start-to-close is generous (runtime + queueing); schedule-to-close is the
  * stage's whole budget across retries. Non-retryable failure types stop Temporal's retries at once.
  */
-import type { ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, patched, type ActivityOptions } from '@temporalio/workflow';
 import { NON_RETRYABLE } from '../common/errors.js';
 import type { JobStage } from '../common/run-spec.js';
 
@@ -31,6 +31,13 @@ export function stageActivityOptions(stage: JobStage, heartbeatTimeoutSeconds: n
     heartbeatTimeout: `${heartbeatTimeoutSeconds}s`,
     retry,
     summary: stage,
+    // A cancelled round waits for its running stages to clean up (delete their Kubernetes Jobs, kill local
+    // jobs) before it reports cancelled. With the default (TRY_CANCEL) the run closes at once and the
+    // activity learns of it only as NOT_FOUND on its next heartbeat, which cannot be told apart from a run
+    // closed by a reset. Patched so histories recorded before this change replay as they ran.
+    cancellationType: patched('stage-cancel-waits-for-cleanup')
+      ? ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+      : ActivityCancellationType.TRY_CANCEL,
   };
 }
 

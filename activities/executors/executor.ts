@@ -50,8 +50,12 @@ export interface JobOutcome {
   failureType?: FailureType;
 }
 
-/** Why the run was interrupted: only a user cancel deletes the job; other reasons leave it for adoption. */
-export type StopReason = 'cancelled' | 'worker-shutdown' | 'timeout';
+/**
+ * Why the run was interrupted (DESIGN rule 4): a user cancel deletes the job; `run-closed` (the workflow run
+ * is gone, e.g. terminated or reset) deletes it unless a newer run adopted it; worker shutdown, heartbeat
+ * timeout and pause leave it for adoption.
+ */
+export type StopReason = 'cancelled' | 'run-closed' | 'worker-shutdown' | 'timeout';
 
 export interface RunContext {
   onProgress(p: JobProgress): void;

@@ -228,19 +228,22 @@ describe('multi-node training: one Indexed Job and its headless Service', () => 
       expect(() => buildJob(named(length, nodes), id, t)).toThrow(/must be a DNS label of at most 63 characters/);
       expect(() => buildService(named(length, nodes), id, t)).toThrow(TemplateError);
     }
-    // jobName() may use all 63 characters (a long workflow id): fine for one node, refused for several
-    const long = jobName({
+    // a 63-character name from elsewhere: fine for one node, refused for several
+    const long = `tao-${'x'.repeat(59)}`;
+    expect(() => buildJob(job({ name: long }), id, t)).not.toThrow();
+    expect(() => buildJob(job({ name: long, resources: { nodes: 2 } }), id, t)).toThrow(
+      `Job name ${long} (63 characters) is too long for 2 nodes`,
+    );
+    // jobName() keeps to 60 characters even for a very long workflow id: room for 100 nodes
+    const longest = jobName({
       workflowId: `tao/${'x'.repeat(60)}/round-1`,
       round: 1,
       stage: 'train',
       shard: null,
       generation: 0,
     });
-    expect(long).toHaveLength(63);
-    expect(() => buildJob(job({ name: long }), id, t)).not.toThrow();
-    expect(() => buildJob(job({ name: long, resources: { nodes: 2 } }), id, t)).toThrow(
-      `Job name ${long} (63 characters) is too long for 2 nodes`,
-    );
+    expect(longest).toHaveLength(60);
+    expect(() => buildJob(job({ name: longest, resources: { nodes: 100 } }), id, t)).not.toThrow();
     // the default ids of a 1-40 character run name leave room for at least 100 nodes
     const usual = jobName({
       workflowId: 'tao/support-bot/round-12',

@@ -251,6 +251,9 @@ export class KubernetesExecutor implements Executor {
         settle(
           (async () => {
             if (reason === 'cancelled') await this.delete(name);
+            // the run is gone: delete unless a newer run (after a reset) has adopted the Job meanwhile
+            const adopter = this.watcher.job(name)?.metadata?.annotations?.['tao.dev/run-id'];
+            if (reason === 'run-closed' && (!adopter || adopter === job.owner?.runId)) await this.delete(name);
             logs.close();
             if (streamLogs) await logs.finish(0).catch(() => undefined);
             return {
