@@ -21,8 +21,14 @@ export interface S3Dev extends Started {
 export async function startS3Dev(o: { dir: string; basePort: number; bucket: string }): Promise<S3Dev> {
   const pidFile = path.join(o.dir, '..', `weed-${o.basePort}.pid`);
   if (stopByPidFile(pidFile)) {
-    // a server left behind by an interrupted run of ours: let it exit before its data dir is removed
-    await waitUntil('the old S3 server to stop', async () => !(await portOpen(o.basePort)), 30_000);
+    // a server left behind by an interrupted run of ours: let it exit before its data dir is removed, and
+    // wait for all eight of its ports (its master port outlived the S3 port once and broke the next start)
+    const ports = Array.from({ length: 8 }, (_, i) => o.basePort + i);
+    await waitUntil(
+      'the old S3 server to stop',
+      async () => !(await Promise.all(ports.map((port) => portOpen(port)))).some(Boolean),
+      30_000,
+    );
   }
   fs.rmSync(o.dir, { recursive: true, force: true });
   fs.mkdirSync(o.dir, { recursive: true });

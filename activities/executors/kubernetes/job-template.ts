@@ -27,6 +27,12 @@ import type { StageJob } from '../executor.js';
 
 export const CONTAINER = 'stage';
 export const LABEL_DOMAIN = 'tao.dev';
+export const MANAGED_BY = 'tao-worker';
+/** Selects every stage Job (and pod) a TAO worker created: what the executor watches and the reaper lists. */
+export const MANAGED_BY_SELECTOR = `app.kubernetes.io/managed-by=${MANAGED_BY}`;
+export const WORKFLOW_ID_ANNOTATION = `${LABEL_DOMAIN}/workflow-id`;
+/** The run that created the Job, or the latest run that adopted it. */
+export const RUN_ID_ANNOTATION = `${LABEL_DOMAIN}/run-id`;
 /** torchrun's c10d rendezvous store, hosted by the pod of completion index 0. */
 export const RENDEZVOUS_PORT = 29500;
 
@@ -96,7 +102,7 @@ function identityOf(job: StageJob, id: JobIdentity) {
     'app.kubernetes.io/name': 'tao-stage',
     'app.kubernetes.io/component': job.stage,
     'app.kubernetes.io/part-of': 'tao',
-    'app.kubernetes.io/managed-by': 'tao-worker',
+    'app.kubernetes.io/managed-by': MANAGED_BY,
     [`${LABEL_DOMAIN}/workflow`]: labelValue(id.workflowId),
     [`${LABEL_DOMAIN}/round`]: String(id.round),
     [`${LABEL_DOMAIN}/stage`]: job.stage,
@@ -104,8 +110,8 @@ function identityOf(job: StageJob, id: JobIdentity) {
     [`${LABEL_DOMAIN}/spec-hash`]: labelValue(id.key),
   };
   const annotations = {
-    [`${LABEL_DOMAIN}/workflow-id`]: id.workflowId,
-    [`${LABEL_DOMAIN}/run-id`]: id.runId,
+    [WORKFLOW_ID_ANNOTATION]: id.workflowId,
+    [RUN_ID_ANNOTATION]: id.runId,
     [`${LABEL_DOMAIN}/spec-uri`]: job.specUri,
     [`${LABEL_DOMAIN}/log-uri`]: job.logUri,
   };

@@ -19,12 +19,20 @@ import { FailureType } from '../../../common/errors.js';
 import type { ArtifactStore } from '../../artifacts/store.js';
 import type { Executor, JobOutcome, JobProgress, RunContext, StageJob } from '../executor.js';
 import { classify, DEFAULT_GRACE, podSummary, type Grace, type JobState } from './classify.js';
-import { buildJob, buildService, CONTAINER, templateFor, withOwner, type JobIdentity } from './job-template.js';
+import {
+  buildJob,
+  buildService,
+  CONTAINER,
+  MANAGED_BY_SELECTOR,
+  RUN_ID_ANNOTATION,
+  templateFor,
+  withOwner,
+  type JobIdentity,
+} from './job-template.js';
 import { JobWatcher } from './job-watcher.js';
 import { PodLogs } from './pod-logs.js';
 import type { KubernetesStageConfig } from '../../../workers/stage-templates.js';
 
-export const MANAGED_BY_SELECTOR = 'app.kubernetes.io/managed-by=tao-worker';
 /** More failed generations than this means something is wrong beyond retrying. */
 const MAX_GENERATIONS = 50;
 
@@ -138,7 +146,7 @@ export class KubernetesExecutor implements Executor {
       .patchNamespacedJob({
         name,
         namespace: this.namespace,
-        body: [{ op: 'add', path: '/metadata/annotations/tao.dev~1run-id', value: runId }],
+        body: [{ op: 'add', path: `/metadata/annotations/${RUN_ID_ANNOTATION.replace('/', '~1')}`, value: runId }],
       })
       .catch((e: unknown) => {
         if (!isNotFound(e)) throw e;
@@ -252,7 +260,7 @@ export class KubernetesExecutor implements Executor {
           (async () => {
             if (reason === 'cancelled') await this.delete(name);
             // the run is gone: delete unless a newer run (after a reset) has adopted the Job meanwhile
-            const adopter = this.watcher.job(name)?.metadata?.annotations?.['tao.dev/run-id'];
+            const adopter = this.watcher.job(name)?.metadata?.annotations?.[RUN_ID_ANNOTATION];
             if (reason === 'run-closed' && (!adopter || adopter === job.owner?.runId)) await this.delete(name);
             logs.close();
             if (streamLogs) await logs.finish(0).catch(() => undefined);

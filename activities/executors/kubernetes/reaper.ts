@@ -20,11 +20,8 @@
  */
 import { ApiException, BatchV1Api, type KubeConfig, type V1Job } from '@kubernetes/client-node';
 import { WorkflowNotFoundError, type WorkflowClient, type WorkflowExecutionStatusName } from '@temporalio/client';
-import { LABEL_DOMAIN } from './job-template.js';
+import { MANAGED_BY_SELECTOR, RUN_ID_ANNOTATION, WORKFLOW_ID_ANNOTATION } from './job-template.js';
 
-export const MANAGED_BY_SELECTOR = 'app.kubernetes.io/managed-by=tao-worker';
-export const WORKFLOW_ID_ANNOTATION = `${LABEL_DOMAIN}/workflow-id`;
-export const RUN_ID_ANNOTATION = `${LABEL_DOMAIN}/run-id`;
 export const DEFAULT_MIN_AGE_SECONDS = 600;
 
 export interface ReapOptions {
