@@ -101,6 +101,11 @@ describe('payload encryption', () => {
     expect(kinds).toContain('activityTaskCompletedEventAttributes.result.payloads');
     expect(kinds).toContain('workflowExecutionCompletedEventAttributes.result.payloads');
     for (const { where, payload } of all) {
+      // a patched() marker carries only the patch id, written by the SDK's core without the data converter
+      if (where.includes('markerRecordedEventAttributes.details.patch-data')) {
+        expect(text(payload.data)).toMatch(/^\{"id":"[a-z-]+","deprecated":(true|false)\}$/);
+        continue;
+      }
       expect(text(payload.metadata?.encoding), where).toBe(ENCODING);
     }
     // nothing of the spec or of the results in clear text anywhere in the history (search attributes aside)

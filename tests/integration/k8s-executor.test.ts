@@ -4,7 +4,14 @@
  * not execute: kwok runs them to Succeeded, or to Failed with an exit code when labelled for its chaos stage
  * (round-on-kubernetes.test.ts runs real stage containers on a local node).
  */
-import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Job } from '@kubernetes/client-node';
+import {
+  BatchV1Api,
+  CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1Job,
+} from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -179,13 +186,68 @@ describe('kubernetes executor on a real control plane', () => {
     const seen: JobProgress[] = [];
     const outcome = await ex.run(job, context(undefined, seen));
     const messages = seen.map((p) => p.message ?? '').join('\n');
-    expect(messages).toMatch(/^Unschedulable: 0\/2 nodes are available: 2 Insufficient nvidia.com\/gpu/m);
+    expect(messages).toMatch(/^Unschedulable: 0\/\d+ nodes are available: \d+ Insufficient nvidia.com\/gpu/m);
     expect(messages).toMatch(
-      /^stuck Pending: Unschedulable: 0\/2 nodes are available: 2 Insufficient nvidia.com\/gpu/m,
+      /^stuck Pending: Unschedulable: 0\/\d+ nodes are available: \d+ Insufficient nvidia.com\/gpu/m,
     );
     expect(outcome).toMatchObject({ exitCode: null, failureType: 'StageUnschedulable' });
-    expect(outcome.reason).toMatch(/StageUnschedulable: Pending for \d+ min: Unschedulable: 0\/2 nodes are available/);
+    expect(outcome.reason).toMatch(/^Pending for \d+ min: Unschedulable: 0\/\d+ nodes are available/);
     await until('the abandoned Job and its pod to be gone', () => nothingLeft(job));
+  });
+
+  it('ImagePullBackOff is tolerated for its grace period, then fails as InvalidImage and the Job is deleted', async () => {
+    // a node nobody plays the kubelet for: the pod is bound there and the test writes what a kubelet would
+    const nodeName = `tao-bare-${randomUUID().slice(0, 6)}`;
+    const capacity = { cpu: '8', memory: '32Gi', pods: '10', 'nvidia.com/gpu': '1' };
+    await core.createNode({
+      body: {
+        metadata: { name: nodeName, labels: { 'tao.dev/bare-node': nodeName } },
+        status: { capacity, allocatable: capacity },
+      },
+    });
+    try {
+      const ex = executor(
+        { nodeSelector: { 'tao.dev/bare-node': nodeName } },
+        { grace: { pendingMs: 60_000, pendingTimeoutMs: 120_000, imagePullMs: 3000 } },
+      );
+      const job = stageJob();
+      const seen: JobProgress[] = [];
+      const running = ex.run(job, context(undefined, seen));
+      await until('the pod to be bound to the bare node', () =>
+        ex.watcher.podsOf(job.name).some((p) => p.spec?.nodeName === nodeName),
+      );
+      const pod = ex.watcher.podsOf(job.name)[0]!;
+      await core.patchNamespacedPodStatus(
+        {
+          name: pod.metadata!.name!,
+          namespace,
+          body: {
+            status: {
+              containerStatuses: [
+                {
+                  name: 'stage',
+                  image: 'tao-jobs:test',
+                  imageID: '',
+                  ready: false,
+                  restartCount: 0,
+                  state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "tao-jobs:test"' } },
+                },
+              ],
+            },
+          },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      const outcome = await running;
+      expect(seen.map((p) => p.message).join('\n')).toContain(
+        'ImagePullBackOff: Back-off pulling image "tao-jobs:test"',
+      );
+      expect(outcome).toMatchObject({ exitCode: null, failureType: 'InvalidImage' });
+      expect(outcome.reason).toBe('ImagePullBackOff: Back-off pulling image "tao-jobs:test"');
+      await until('the Job to be deleted', async () => (await jobsOf(job)).length === 0);
+    } finally {
+      await core.deleteNode({ name: nodeName });
+    }
   });
 
   it('cancel deletes a Pending Job and a Running one with their pods', async () => {

@@ -155,12 +155,49 @@ describe('rounds whose stages run as Kubernetes Jobs', () => {
         });
         expect(p!.waiting[0]).toMatchObject({ stage: 'train', type: 'StageUnschedulable' });
         expect(p!.waiting[0]!.reason).toMatch(
-          /^StageUnschedulable: Pending for \d+ min: Unschedulable: 0\/3 nodes are available: .*Insufficient nvidia.com\/gpu/,
+          /^Pending for \d+ min: Unschedulable: 0\/\d+ nodes are available: .*Insufficient nvidia.com\/gpu/,
         );
         // the stuck Job was deleted, so nothing holds a place in the queue while the operator decides
         await until('the train Job to be gone', async () => !(await jobsOf(id)).some((j) => stageOf(j) === 'train'));
         await handle.executeUpdate(abortUpdate, { args: [{ reason: 'no 100-GPU node in this cluster' }] });
         await expect(handle.result()).rejects.toThrow();
+      });
+    } finally {
+      await kubernetes.close();
+      await close();
+    }
+  });
+
+  it('a stage failing with exit 65 reaches the operator with its termination message and the pod log tail', async () => {
+    const s = scripted();
+    s.setScript({ dataset: { exit: 65, reason: 'scores.jsonl line 3: not JSON' } });
+    const n = await localNode(scriptedEnv(s));
+    const kubernetes = kubernetesExecutorFromEnv({ kubeConfig: worker }, workerEnv(n))!;
+    const queue = uniqueQueue('k8s-fail');
+    const { client, close } = await testClient();
+    try {
+      await withWorker(queue, { ...s.deps, executors: { kubernetes } }, async () => {
+        const handle = await client.workflow.start(ROUND_WORKFLOW, {
+          taskQueue: queue,
+          workflowId: `tao/k8s-fail/${queue}`,
+          args: [k8sSpec(fileRoot('k8s-fail'))],
+        });
+        let p: RoundProgress | undefined;
+        await until('dataset to wait for the operator', async () => {
+          p = await handle.query(progressQuery);
+          return p.waiting.some((w) => w.stage === 'dataset');
+        });
+        // podFailurePolicy failed the Job at once (one pod), and the failure names the type, the termination
+        // message the job wrote, and the last lines of its log as read through the apiserver
+        expect(p!.waiting[0]).toMatchObject({
+          stage: 'dataset',
+          type: 'ArtifactMissing',
+          reason: 'scores.jsonl line 3: not JSON',
+        });
+        expect(p!.waiting[0]!.logTail!.join('\n')).toContain('scripted failure in dataset');
+        expect(s.launches().filter((l) => l.stage === 'dataset')).toHaveLength(1);
+        await handle.executeUpdate(abortUpdate, { args: [{ reason: 'fixing the scorer' }] });
+        await expect(handle.result()).rejects.toMatchObject({ cause: { message: 'fixing the scorer' } });
       });
     } finally {
       await kubernetes.close();

@@ -195,7 +195,7 @@ export class KubernetesExecutor implements Executor {
         return {
           exitCode: state.exitCode ?? null,
           signal: null,
-          reason: `${state.type}: ${state.reason}`,
+          reason: state.reason, // the type travels separately (failureType), as with the local executor
           logTail: logs.tail,
           jobName: name,
           failureType: state.type,
