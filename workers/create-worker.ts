@@ -31,6 +31,8 @@ export interface TaoWorkerOptions {
  * TAO_PENDING_GRACE_SECONDS (stuck Pending shown in heartbeats; default 300), TAO_PENDING_TIMEOUT_SECONDS
  * (then the stage fails as StageUnschedulable and its Job is deleted; default 3600),
  * TAO_IMAGE_PULL_GRACE_SECONDS (ImagePullBackOff tolerated this long; default 300) how long a Job may wait.
+ * TAO_STREAM_LOGS=false stops copying pod logs to the store (one follow stream per running pod) where the
+ * cluster's own log pipeline keeps them; failure messages then carry only the termination message.
  */
 export function kubernetesExecutorFromEnv(
   options: Pick<TaoWorkerOptions, 'kubeConfig'> = {},
@@ -54,7 +56,17 @@ export function kubernetesExecutorFromEnv(
     pendingTimeoutMs: seconds('TAO_PENDING_TIMEOUT_SECONDS', DEFAULT_GRACE.pendingTimeoutMs),
     imagePullMs: seconds('TAO_IMAGE_PULL_GRACE_SECONDS', DEFAULT_GRACE.imagePullMs),
   };
-  return new KubernetesExecutor({ kubeConfig, config: stageTemplatesFromEnv(env), store: openStore({}), grace });
+  const streamLogs = env.TAO_STREAM_LOGS ?? 'true';
+  if (streamLogs !== 'true' && streamLogs !== 'false') {
+    throw new Error(`TAO_STREAM_LOGS: must be true or false, got "${streamLogs}"`);
+  }
+  return new KubernetesExecutor({
+    kubeConfig,
+    config: stageTemplatesFromEnv(env),
+    store: openStore({}),
+    grace,
+    streamLogs: streamLogs === 'true',
+  });
 }
 
 export function defaultDeps(
