@@ -1,0 +1,30 @@
+/** The worker's Kubernetes settings from its environment: on only when configured, bad values named. */
+import { KubeConfig } from '@kubernetes/client-node';
+import { describe, expect, it } from 'vitest';
+import { kubernetesExecutorFromEnv } from '../../workers/create-worker.js';
+
+const kubeConfig = new KubeConfig();
+kubeConfig.loadFromClusterAndUser({ name: 'c', server: 'https://127.0.0.1:1' }, { name: 'u' });
+const base = { TAO_EXECUTOR_NAMESPACE: 'tao', TAO_STAGE_IMAGE: 'img:1' };
+
+describe('kubernetesExecutorFromEnv', () => {
+  it('gives no executor without TAO_EXECUTOR_NAMESPACE, and one for that namespace with it', () => {
+    expect(kubernetesExecutorFromEnv({ kubeConfig }, {})).toBeUndefined();
+    const ex = kubernetesExecutorFromEnv({ kubeConfig }, base);
+    expect(ex?.kind).toBe('kubernetes');
+  });
+
+  it.each([
+    [
+      'TAO_PENDING_GRACE_SECONDS',
+      'soon',
+      /TAO_PENDING_GRACE_SECONDS: must be a positive number of seconds, got "soon"/,
+    ],
+    ['TAO_PENDING_TIMEOUT_SECONDS', '-5', /TAO_PENDING_TIMEOUT_SECONDS: must be a positive number/],
+    ['TAO_IMAGE_PULL_GRACE_SECONDS', '0', /TAO_IMAGE_PULL_GRACE_SECONDS: must be a positive number/],
+    ['TAO_STREAM_LOGS', 'maybe', /TAO_STREAM_LOGS: must be true or false, got "maybe"/],
+    ['TAO_STAGE_NODE_SELECTOR', '{nope', /TAO_STAGE_NODE_SELECTOR: not JSON/],
+  ])('%s=%s is refused with the variable named', (name, value, message) => {
+    expect(() => kubernetesExecutorFromEnv({ kubeConfig }, { ...base, [name]: value })).toThrow(message);
+  });
+});
