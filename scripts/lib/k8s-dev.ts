@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import YAML from 'yaml';
 import { portOpen, startLogged, stopProcess, waitUntil, type Started } from './processes.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -53,6 +54,17 @@ export interface K8sDevOptions {
   /** Fake GPU nodes to create (default 2): tao-gpu-0, tao-gpu-1, ... */
   gpuNodes?: number;
   gpusPerNode?: number;
+  /**
+   * How long the pods of a Job stay Running on a fake node before kwok's pod-complete stage makes them
+   * Succeeded (a `delay` on that Stage). Default: none, they complete at once. For the supervision benchmark,
+   * whose Jobs must all run at the same time.
+   */
+  podRunSeconds?: number;
+  /**
+   * kube-controller-manager's client rate limit (`--kube-api-qps`, burst twice that). Default: its own (20
+   * QPS, burst 30), which caps the job controller at a few Jobs per second (benchmark with hundreds of Jobs).
+   */
+  controllerManagerQps?: number;
 }
 
 export const RESTRICTED_USER = 'tao-restricted';
@@ -210,10 +222,14 @@ export async function startK8sDev(o: K8sDevOptions): Promise<K8sDev> {
 
   // kwok Stage configs: one multi-document file.
   const stagesFile = path.join(o.dir, 'kwok-stages.yaml');
-  fs.writeFileSync(
-    stagesFile,
-    KWOK_STAGES.map((s) => fs.readFileSync(path.join(stageDir, s), 'utf8').trim()).join('\n---\n') + '\n',
-  );
+  const stageText = (s: string) => {
+    const text = fs.readFileSync(path.join(stageDir, s), 'utf8').trim();
+    if (s !== 'pod/fast/pod-complete.yaml' || !o.podRunSeconds) return text;
+    const doc = YAML.parseDocument(text);
+    doc.setIn(['spec', 'delay'], { durationMilliseconds: Math.round(o.podRunSeconds * 1000) });
+    return doc.toString().trim();
+  };
+  fs.writeFileSync(stagesFile, KWOK_STAGES.map(stageText).join('\n---\n') + '\n');
 
   const started: Record<string, Started> = {};
   const logs: Record<string, string> = {};
@@ -292,6 +308,9 @@ export async function startK8sDev(o: K8sDevOptions): Promise<K8sDev> {
       `--secure-port=${p + 3}`,
       `--cert-dir=${path.join(o.dir, 'kcm-certs')}`,
       '--use-service-account-credentials=false',
+      ...(o.controllerManagerQps
+        ? [`--kube-api-qps=${o.controllerManagerQps}`, `--kube-api-burst=${2 * o.controllerManagerQps}`]
+        : []),
       '--v=1',
     ]);
     start('kube-scheduler', [
