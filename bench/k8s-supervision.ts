@@ -180,7 +180,7 @@ export interface WorkerResult {
   eventLoop: { utilization: number; delayP50Ms: number; delayP99Ms: number; delayMaxMs: number };
   clientRequests: Record<string, number>;
   progressReports: number;
-  watcherStats?: { lists: number; events: number; reconnects: number };
+  watcherStats?: { lists: number; events: number; reconnects: number; watchStarts: number };
   lanes: LaneResult[];
   failures: string[];
 }
@@ -789,8 +789,10 @@ function table(
       '',
     ],
     [
-      'watcher: lists / watch events / reconnects after an error',
-      w.watcherStats ? `${w.watcherStats.lists} / ${w.watcherStats.events} / ${w.watcherStats.reconnects}` : '–',
+      'watcher: lists / watch events / watch requests opened / reconnects after an error',
+      w.watcherStats
+        ? `${w.watcherStats.lists} / ${w.watcherStats.events} / ${w.watcherStats.watchStarts} / ${w.watcherStats.reconnects}`
+        : '–',
       '–',
       '',
     ],

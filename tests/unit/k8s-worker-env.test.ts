@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { kubernetesExecutorFromEnv } from '../../workers/create-worker.js';
 
 const kubeConfig = new KubeConfig();
-kubeConfig.loadFromClusterAndUser({ name: 'c', server: 'https://127.0.0.1:1' }, { name: 'u' });
+kubeConfig.loadFromClusterAndUser({ name: 'c', server: 'https://127.0.0.1:1', skipTLSVerify: false }, { name: 'u' });
 const base = { TAO_EXECUTOR_NAMESPACE: 'tao', TAO_STAGE_IMAGE: 'img:1' };
 
 describe('kubernetesExecutorFromEnv', () => {

@@ -34,6 +34,11 @@ export interface JobWatcherOptions {
 export interface WatchStats {
   /** Times a watch had to be started again after an error. */
   reconnects: number;
+  /**
+   * Watch requests opened (2 at start, then one per restart: after an error, or when the apiserver ends a
+   * watch, e.g. its timeout or "watcher close due to unresponsiveness"; ListWatch resumes those itself).
+   */
+  watchStarts: number;
   /** Watch events received (Jobs and pods). */
   events: number;
   /** Full lists done (start, and relists after 410 Gone). */
@@ -43,7 +48,7 @@ export interface WatchStats {
 type Listener = () => void;
 
 export class JobWatcher {
-  readonly stats: WatchStats = { reconnects: 0, events: 0, lists: 0 };
+  readonly stats: WatchStats = { reconnects: 0, watchStarts: 0, events: 0, lists: 0 };
   private readonly jobs: ListWatch<V1Job>;
   private readonly pods: ListWatch<V1Pod>;
   /** job name → (pod name → pod), kept from pod events so a lookup is not a scan of every pod. */
@@ -146,6 +151,7 @@ export class JobWatcher {
     });
     lw.on('connect', () => {
       delay = 500;
+      this.stats.watchStarts++;
     });
     for (let attempt = 1; ; attempt++) {
       failed = undefined;
