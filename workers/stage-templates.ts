@@ -8,6 +8,8 @@
  *   TAO_STAGE_ENV_FROM_SECRET     a Secret whose keys become the pods' environment (artifact-store credentials)
  *   TAO_STAGE_NODE_SELECTOR       JSON object;  TAO_STAGE_TOLERATIONS  JSON array
  *   TAO_STAGE_PRIORITY_CLASS      priorityClassName of the stage pods
+ *   TAO_STAGE_BACKOFF_LIMIT, TAO_STAGE_ACTIVE_DEADLINE_SECONDS, TAO_STAGE_TTL_SECONDS   Job retry and backstops
+ *   TAO_STAGE_MAX_RESTARTS, TAO_STAGE_RENDEZVOUS_TIMEOUT_SECONDS, TAO_STAGE_CLUSTER_DOMAIN   multi-node train
  */
 import { STAGES, type JobStage } from '../common/run-spec.js';
 import type { StageTemplate } from '../activities/executors/kubernetes/job-template.js';
@@ -30,6 +32,14 @@ function json<T>(env: NodeJS.ProcessEnv, name: string, check: (v: unknown) => bo
   return value as T;
 }
 
+function int(env: NodeJS.ProcessEnv, name: string, min: number): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name}: must be an integer ≥ ${min}, got "${raw}"`);
+  return n;
+}
+
 export function stageTemplatesFromEnv(env: NodeJS.ProcessEnv = process.env): KubernetesStageConfig {
   const image = env.TAO_STAGE_IMAGE ?? 'tao-jobs:dev';
   const secret = env.TAO_STAGE_ENV_FROM_SECRET;
@@ -46,6 +56,12 @@ export function stageTemplatesFromEnv(env: NodeJS.ProcessEnv = process.env): Kub
       ),
       tolerations: json(env, 'TAO_STAGE_TOLERATIONS', Array.isArray, 'a JSON array of tolerations'),
       priorityClassName: env.TAO_STAGE_PRIORITY_CLASS,
+      backoffLimit: int(env, 'TAO_STAGE_BACKOFF_LIMIT', 0),
+      activeDeadlineSeconds: int(env, 'TAO_STAGE_ACTIVE_DEADLINE_SECONDS', 1),
+      ttlSecondsAfterFinished: int(env, 'TAO_STAGE_TTL_SECONDS', 0),
+      maxRestarts: int(env, 'TAO_STAGE_MAX_RESTARTS', 0),
+      rendezvousTimeoutSeconds: int(env, 'TAO_STAGE_RENDEZVOUS_TIMEOUT_SECONDS', 1),
+      clusterDomain: env.TAO_STAGE_CLUSTER_DOMAIN || undefined,
     },
   };
   for (const stage of STAGES) {
