@@ -34,3 +34,19 @@ def test_torchrun_two_processes_rank_zero_publishes(tmp_path):
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert (out / "merged" / "model.safetensors").is_file()
     assert not (out / "checkpoints").exists()
+
+
+def test_launcher_keeps_the_contract_exit_codes(tmp_path):
+    """torchrun alone exits 1 for a worker's 65; tao_jobs.torchrun exits 65 (no retry), and 1 for a crash."""
+    fail = tmp_path / "fail.py"
+    fail.write_text("import os, sys\nsys.exit(int(os.environ['CODE']))\n")
+    torchrun = Path(sys.executable).parent / "torchrun"
+    flags = ["--standalone", "--nproc-per-node=2", "--max-restarts=0", str(fail)]
+    for code, plain, ours in [(65, 1, 65), (64, 1, 64), (3, 1, 1), (0, 0, 0)]:
+        env = stage_env({"OMP_NUM_THREADS": "1", "CODE": str(code)})
+        alone = subprocess.run([str(torchrun), *flags], capture_output=True, text=True, timeout=120, env=env)
+        assert alone.returncode == plain, alone.stderr[-2000:]
+        wrapped = subprocess.run(
+            [sys.executable, "-m", "tao_jobs.torchrun", *flags], capture_output=True, text=True, timeout=120, env=env
+        )
+        assert wrapped.returncode == ours, wrapped.stderr[-2000:]

@@ -115,7 +115,7 @@ describe('multi-node training: one Indexed Job and its headless Service', () => 
     expect(pod.subdomain).toBe(name);
     expect(pod.restartPolicy).toBe('Never');
     const c = pod.containers[0]!;
-    expect(c.command).toEqual(['python', '-m', 'torch.distributed.run']);
+    expect(c.command).toEqual(['python', '-m', 'tao_jobs.torchrun']);
     expect(c.args).toEqual([
       '--nnodes=4',
       '--nproc-per-node=8',

@@ -45,7 +45,7 @@ describe('tao render', () => {
     expect(service).toEqual(services[0]);
     expect(train.spec).toMatchObject({ completionMode: 'Indexed', completions: 2, parallelism: 2, backoffLimit: 4 });
     expect(train.spec.template.spec.subdomain).toBe(name);
-    expect(train.spec.template.spec.containers[0].command).toEqual(['python', '-m', 'torch.distributed.run']);
+    expect(train.spec.template.spec.containers[0].command).toEqual(['python', '-m', 'tao_jobs.torchrun']);
     expect(train.spec.template.spec.containers[0].args).toContain(
       `--rdzv-endpoint=${name}-0.${name}.ml.svc.cluster.local:29500`,
     );

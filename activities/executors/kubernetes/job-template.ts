@@ -156,9 +156,9 @@ export function serviceName(job: StageJob): string {
 
 /**
  * The container's command, args and launcher env. One node: the container contract, `python -m tao_jobs
- * <stage> --spec <uri>`. Several nodes: the same module under torchrun (`python -m torch.distributed.run`, flags
- * as in torch 2.15's `--help`), one torchrun agent per pod starting `--nproc-per-node` workers (one per GPU, 1
- * on CPU):
+ * <stage> --spec <uri>`. Several nodes: the same module under torchrun (`python -m tao_jobs.torchrun`, which
+ * is torchrun keeping the workers' exit 64/65; flags as in torch 2.15's `--help`), one torchrun agent per pod
+ * starting `--nproc-per-node` workers (one per GPU, 1 on CPU):
  *
  * - Rendezvous `c10d` at `<job>-0.<service>.<namespace>.svc.<clusterDomain>:29500`. Whichever agent finds that
  *   name to be its own hosts the store: the kubelet writes exactly this FQDN as the first name of the pod's
@@ -192,7 +192,8 @@ export function stageCommand(
   const gpu = job.resources.gpu ?? t.gpu ?? 0;
   const host = `${job.name}-0.${serviceName(job)}.${id.namespace}.svc.${t.clusterDomain ?? 'cluster.local'}`;
   return {
-    command: ['python', '-m', 'torch.distributed.run'],
+    // torchrun itself, run by a launcher that keeps the workers' exit 64/65 (torchrun alone exits 1)
+    command: ['python', '-m', 'tao_jobs.torchrun'],
     args: [
       `--nnodes=${nodes}`,
       `--nproc-per-node=${gpu > 0 ? gpu : 1}`,
@@ -225,8 +226,8 @@ export function stageCommand(
  *    the whole gang comes back as new pods. `backoffLimit` counts failed pods across all indexes, so it is
  *    the template's per-pod budget (default 2) times N: as many whole-gang restarts as a single-node Job
  *    has retries. The podFailurePolicy is unchanged: DisruptionTarget (eviction, preemption) is ignored,
- *    exit 64/65 fails the Job at once. Caveat: torchrun exits 1 whatever its workers' exit codes, so 64/65
- *    from the training code only reach this rule once the entry point propagates them (not yet).
+ *    exit 64/65 fails the Job at once. torchrun alone exits 1 whatever its workers' exit codes; the launcher
+ *    `tao_jobs.torchrun` passes a worker's 64/65 on (after torchrun's own restarts), so this rule applies.
  * 3. `successPolicy` (succeededIndexes "0"): the Job succeeds when pod 0, home of rank 0 (which writes the
  *    outputs and the manifest after torchrun's exit barrier), succeeds; straggling pods are then stopped
  *    instead of being retried into a rendezvous nobody else joins.
