@@ -22,12 +22,12 @@ import { KubernetesExecutor } from '../../activities/executors/kubernetes/kubern
 import { jobName } from '../../activities/job-name.js';
 import { KWOK_FAIL_ANNOTATIONS, KWOK_FAIL_LABEL } from '../../scripts/lib/k8s-dev.js';
 import { fileRoot } from '../helpers/env.js';
-import { adminKubeConfig } from '../helpers/k8s.js';
+import { adminKubeConfig, testNamespace } from '../helpers/k8s.js';
 
 let kc: KubeConfig;
 let batch: BatchV1Api;
 let core: CoreV1Api;
-const namespace = `exec-${randomUUID().slice(0, 8)}`;
+const namespace = testNamespace('exec');
 const executors: KubernetesExecutor[] = [];
 const logRoot = fileRoot('k8s-executor');
 
@@ -35,12 +35,8 @@ beforeAll(async () => {
   kc = adminKubeConfig();
   batch = kc.makeApiClient(BatchV1Api);
   core = kc.makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
 });
-afterAll(async () => {
-  await Promise.all(executors.map((e) => e.close()));
-  await core.deleteNamespace({ name: namespace }).catch(() => undefined);
-});
+afterAll(() => Promise.all(executors.map((e) => e.close())));
 
 function executor(
   template: Partial<StageTemplate> = {},

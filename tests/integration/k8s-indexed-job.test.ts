@@ -7,7 +7,7 @@
  */
 import { BatchV1Api, CoreV1Api, Watch, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { StageJob } from '../../activities/executors/executor.js';
 import {
   buildJob,
@@ -19,13 +19,13 @@ import {
 import { jobName } from '../../activities/job-name.js';
 import { waitUntil } from '../../scripts/lib/processes.js';
 import { GPU_NODE_LABEL } from '../../scripts/lib/k8s-dev.js';
-import { adminKubeConfig } from '../helpers/k8s.js';
+import { adminKubeConfig, testNamespace } from '../helpers/k8s.js';
 
 let kc: KubeConfig;
 let batch: BatchV1Api;
 let core: CoreV1Api;
 const suffix = randomUUID().slice(0, 8);
-const namespace = `indexed-${suffix}`;
+const namespace = testNamespace('indexed');
 const workflowId = `tao/indexed-${suffix}/round-1`;
 const template: StageTemplate = {
   image: 'tao-jobs:test',
@@ -49,10 +49,6 @@ beforeAll(async () => {
   kc = adminKubeConfig();
   batch = kc.makeApiClient(BatchV1Api);
   core = kc.makeApiClient(CoreV1Api);
-  await core.createNamespace({ body: { metadata: { name: namespace } } });
-});
-afterAll(async () => {
-  await core.deleteNamespace({ name: namespace }).catch(() => undefined);
 });
 
 const gone = (e: unknown) => (e as { code?: number }).code === 404;
@@ -139,7 +135,7 @@ describe('multi-node train: an Indexed Job with a headless Service on the real c
         expect(path).toMatch(/^metadata\.(labels|annotations)\['batch\.kubernetes\.io\/job-completion-index'\]$/);
         const from = path!.startsWith('metadata.labels') ? pod.metadata!.labels : pod.metadata!.annotations;
         expect(from!['batch.kubernetes.io/job-completion-index']).toBe(String(index));
-        expect(c.command).toEqual(['python', '-m', 'torch.distributed.run']);
+        expect(c.command).toEqual(['python', '-m', 'tao_jobs.torchrun']);
         expect(c.resources!.limits).toEqual({ 'nvidia.com/gpu': '1' });
         expect(['tao-gpu-0', 'tao-gpu-1']).toContain(pod.spec!.nodeName);
         // the Service's selector picks exactly the Job's pods
