@@ -75,11 +75,21 @@ export function defaultDeps(
   const storeFor: ActivityDeps['storeFor'] = (artifacts) => openStore(artifacts);
   // TAO_JOBS_SRC points the local executor at another jobs package (tests use a scripted stand-in).
   const jobsSrc = process.env.TAO_JOBS_SRC ?? JOBS_SRC;
-  const local = new LocalExecutor({ python: options.python ?? defaultPython(), jobsSrc, store: openStore({}) });
   const kubernetes = kubernetesExecutorFromEnv(options);
+  // A worker in the cluster (k8s/images/worker.Dockerfile) has no Python: it runs stages only as Jobs, and a
+  // spec asking for the local executor fails with "executor local is not configured on this worker".
+  let python: string | undefined;
+  try {
+    python = options.python ?? defaultPython();
+  } catch (e) {
+    if (!kubernetes) throw e;
+  }
+  const local = new LocalExecutor({ python: python ?? 'python3', jobsSrc, store: openStore({}) });
+  const executors: ActivityDeps['executors'] = python ? { local } : {};
+  if (kubernetes) executors.kubernetes = kubernetes;
   return {
     storeFor,
-    executors: kubernetes ? { local, kubernetes } : { local },
+    executors,
     // A worker that runs stages as Jobs versions them by the stage image(s), which it cannot hash: the jobs
     // package it ships is built from the same sources, so its hash stands for the images.
     codeVersion: jobsCodeVersion(jobsSrc),

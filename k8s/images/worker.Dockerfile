@@ -9,6 +9,9 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY workers ./workers
 COPY scripts ./scripts
+# the stage code's sources: their hash is the code version in every memo key (the stage images are built from
+# the same tree); the worker runs no Python itself
+COPY jobs/src ./jobs/src
 COPY tsconfig.json ./
 USER node
 # SIGTERM reaches node directly (exec form): the worker drains and leaves running stage Jobs for adoption.

@@ -1,7 +1,7 @@
 /** The worker's Kubernetes settings from its environment: on only when configured, bad values named. */
 import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
-import { kubernetesExecutorFromEnv } from '../../workers/create-worker.js';
+import { defaultDeps, kubernetesExecutorFromEnv } from '../../workers/create-worker.js';
 import { stageTemplatesFromEnv } from '../../workers/stage-templates.js';
 
 const kubeConfig = new KubeConfig();
@@ -49,5 +49,17 @@ describe('kubernetesExecutorFromEnv', () => {
       rendezvousTimeoutSeconds: 900,
       clusterDomain: 'corp.local',
     });
+  });
+
+  it('a worker without Python (the cluster image) runs stages only as Jobs; without Kubernetes it needs Python', () => {
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, base, { TAO_PYTHON: '/nonexistent/python' });
+      expect(Object.keys(defaultDeps({ kubeConfig }).executors)).toEqual(['kubernetes']);
+      delete process.env.TAO_EXECUTOR_NAMESPACE;
+      expect(() => defaultDeps({ kubeConfig })).toThrow('TAO_PYTHON: /nonexistent/python does not exist');
+    } finally {
+      process.env = saved;
+    }
   });
 });
