@@ -119,8 +119,11 @@ describe('kubernetes executor on a real control plane', () => {
     // the first worker starts a Job that stays Running (kwok fails it only after 10 s) and is then shut down
     const first = executor({ ...failing(1, { [KWOK_FAIL_ANNOTATIONS.delay]: '10s' }), backoffLimit: 0 });
     const stop = new AbortController();
-    const running = first.run(job, context(stop.signal));
-    await until('the pod to run', () => first.watcher.podsOf(job.name).some((p) => p.status?.phase === 'Running'));
+    const beats: JobProgress[] = [];
+    const running = first.run(job, context(stop.signal, beats));
+    // what the heartbeats carry while it runs: the phase, the Job's name and the pod summary
+    await until('a heartbeat of the running pod', () => beats.some((b) => b.phase === 'running'));
+    expect(beats.find((b) => b.phase === 'running')).toMatchObject({ jobName: job.name, podSummary: '1 Running' });
     stop.abort('worker-shutdown');
     expect(await running).toMatchObject({ exitCode: null, reason: 'stopped (worker-shutdown)' });
     expect(await jobsOf(job)).toHaveLength(1); // left for adoption
