@@ -84,7 +84,7 @@ export interface K8sDev {
   stop(): Promise<void>;
 }
 
-/** Builds (or finds in the cache) the control-plane binaries; returns the bin dir. Cold: 15-30 min. */
+/** Builds (or finds in the cache) the control-plane binaries; returns the bin dir. Cold: about 8 min on 2 cores. */
 export async function ensureK8sBinaries(env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const run = promisify(execFile);
   const { stdout } = await run('bash', [BUILD_SCRIPT], { env, maxBuffer: 64 << 20, timeout: 60 * 60_000 });
