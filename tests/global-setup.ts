@@ -40,8 +40,14 @@ export async function setup(project: TestProject) {
   const port = Number(process.env.TAO_TEST_PORT ?? 17233);
   const temporalDir = path.join(TEST_ROOT, `temporal-${port}`);
   if (stopDevServer(temporalDir)) {
-    // left behind by an interrupted run: wait for its port to close
-    await waitUntil('the old test server to stop', async () => !(await portOpen(port)), 30_000);
+    // left behind by an interrupted run: wait for all its ports to close (gRPC, HTTP, metrics, UI); its
+    // metrics port once outlived the gRPC port and broke the next start
+    const ports = [port, port + 10, port + 11, port + 1000];
+    await waitUntil(
+      'the old test server to stop',
+      async () => !(await Promise.all(ports.map((p) => portOpen(p)))).some(Boolean),
+      30_000,
+    );
   }
   // Kubernetes control plane on base +2000..+2004 (binaries built once by scripts/test.sh and cached)
   const k8sBase = port + 2000;

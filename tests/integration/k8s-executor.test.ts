@@ -7,20 +7,24 @@
 import {
   BatchV1Api,
   CoreV1Api,
+  KubeConfig,
   PatchStrategy,
   setHeaderOptions,
-  type KubeConfig,
+  type V1ContainerState,
+  type V1ContainerStatus,
   type V1Job,
+  type V1PodStatus,
 } from '@kubernetes/client-node';
+import net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { openStore } from '../../activities/artifacts/open-store.js';
 import type { JobProgress, StageJob } from '../../activities/executors/executor.js';
 import type { StageTemplate } from '../../activities/executors/kubernetes/job-template.js';
 import { KubernetesExecutor } from '../../activities/executors/kubernetes/kubernetes-executor.js';
 import { jobName } from '../../activities/job-name.js';
-import { KWOK_FAIL_ANNOTATIONS, KWOK_FAIL_LABEL } from '../../scripts/lib/k8s-dev.js';
+import { kubeconfigYaml, KWOK_FAIL_ANNOTATIONS, KWOK_FAIL_LABEL } from '../../scripts/lib/k8s-dev.js';
 import { fileRoot } from '../helpers/env.js';
 import { adminKubeConfig, testNamespace } from '../helpers/k8s.js';
 
@@ -97,6 +101,72 @@ async function until(what: string, check: () => Promise<boolean> | boolean, ms =
 async function nothingLeft(job: StageJob) {
   const pods = await core.listNamespacedPod({ namespace, labelSelector: `tao.dev/spec-hash=${job.labels.key}` });
   return (await jobsOf(job)).length + pods.items.length === 0;
+}
+
+/**
+ * A node nobody plays the kubelet for: pods bound there stay as they are, and a test writes what a kubelet
+ * would (container states, phase) through the status subresource. Deleted after the test file.
+ */
+const bareNodes: string[] = [];
+async function bareNode(): Promise<string> {
+  const name = `tao-bare-${randomUUID().slice(0, 6)}`;
+  const capacity = { cpu: '8', memory: '32Gi', pods: '10', 'nvidia.com/gpu': '1' };
+  await core.createNode({
+    body: { metadata: { name, labels: { 'tao.dev/bare-node': name } }, status: { capacity, allocatable: capacity } },
+  });
+  bareNodes.push(name);
+  return name;
+}
+afterAll(() => Promise.all(bareNodes.map((name) => core.deleteNode({ name }).catch(() => undefined))));
+
+/** What a kubelet would write into a pod's status (merge patch of the status subresource). */
+async function writePodStatus(pod: string, status: V1PodStatus) {
+  await core.patchNamespacedPodStatus(
+    { name: pod, namespace, body: { status } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+}
+const container = (state: V1ContainerState): V1ContainerStatus => ({
+  name: 'stage',
+  image: 'tao-jobs:test',
+  imageID: '',
+  ready: false,
+  restartCount: 0,
+  state,
+});
+
+/**
+ * A TCP proxy in front of the apiserver (TLS passes through) whose connections a test can cut: `cut()` drops
+ * every open connection and refuses new ones until `restore()`.
+ */
+async function cuttableProxy(target: string) {
+  const sockets = new Set<net.Socket>();
+  let open = true;
+  const server = net.createServer((client) => {
+    if (!open) return client.destroy();
+    const upstream = net.connect(Number(target), '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => s.destroy());
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut: async () => {
+      open = false;
+      for (const s of sockets) s.destroy();
+    },
+    restore: () => {
+      open = true;
+    },
+    close: () => {
+      for (const s of sockets) s.destroy(); // close() alone waits for open connections (the watches) to end
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }
 
 describe('kubernetes executor on a real control plane', () => {
@@ -195,58 +265,70 @@ describe('kubernetes executor on a real control plane', () => {
   });
 
   it('ImagePullBackOff is tolerated for its grace period, then fails as InvalidImage and the Job is deleted', async () => {
-    // a node nobody plays the kubelet for: the pod is bound there and the test writes what a kubelet would
-    const nodeName = `tao-bare-${randomUUID().slice(0, 6)}`;
-    const capacity = { cpu: '8', memory: '32Gi', pods: '10', 'nvidia.com/gpu': '1' };
-    await core.createNode({
-      body: {
-        metadata: { name: nodeName, labels: { 'tao.dev/bare-node': nodeName } },
-        status: { capacity, allocatable: capacity },
-      },
+    const nodeName = await bareNode();
+    const ex = executor(
+      { nodeSelector: { 'tao.dev/bare-node': nodeName } },
+      { grace: { pendingMs: 60_000, pendingTimeoutMs: 120_000, imagePullMs: 3000 } },
+    );
+    const job = stageJob();
+    const seen: JobProgress[] = [];
+    const running = ex.run(job, context(undefined, seen));
+    await until('the pod to be bound to the bare node', () =>
+      ex.watcher.podsOf(job.name).some((p) => p.spec?.nodeName === nodeName),
+    );
+    const waiting = { reason: 'ImagePullBackOff', message: 'Back-off pulling image "tao-jobs:test"' };
+    await writePodStatus(ex.watcher.podsOf(job.name)[0]!.metadata!.name!, {
+      containerStatuses: [container({ waiting })],
     });
-    try {
-      const ex = executor(
-        { nodeSelector: { 'tao.dev/bare-node': nodeName } },
-        { grace: { pendingMs: 60_000, pendingTimeoutMs: 120_000, imagePullMs: 3000 } },
-      );
-      const job = stageJob();
-      const seen: JobProgress[] = [];
-      const running = ex.run(job, context(undefined, seen));
-      await until('the pod to be bound to the bare node', () =>
-        ex.watcher.podsOf(job.name).some((p) => p.spec?.nodeName === nodeName),
-      );
-      const pod = ex.watcher.podsOf(job.name)[0]!;
-      await core.patchNamespacedPodStatus(
-        {
-          name: pod.metadata!.name!,
-          namespace,
-          body: {
-            status: {
-              containerStatuses: [
-                {
-                  name: 'stage',
-                  image: 'tao-jobs:test',
-                  imageID: '',
-                  ready: false,
-                  restartCount: 0,
-                  state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "tao-jobs:test"' } },
-                },
-              ],
-            },
-          },
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
-      const outcome = await running;
-      expect(seen.map((p) => p.message).join('\n')).toContain(
-        'ImagePullBackOff: Back-off pulling image "tao-jobs:test"',
-      );
-      expect(outcome).toMatchObject({ exitCode: null, failureType: 'InvalidImage' });
-      expect(outcome.reason).toBe('ImagePullBackOff: Back-off pulling image "tao-jobs:test"');
-      await until('the Job to be deleted', async () => (await jobsOf(job)).length === 0);
-    } finally {
-      await core.deleteNode({ name: nodeName });
-    }
+    const outcome = await running;
+    expect(seen.map((p) => p.message).join('\n')).toContain('ImagePullBackOff: Back-off pulling image "tao-jobs:test"');
+    expect(outcome).toMatchObject({ exitCode: null, failureType: 'InvalidImage' });
+    expect(outcome.reason).toBe('ImagePullBackOff: Back-off pulling image "tao-jobs:test"');
+    await until('the Job to be deleted', async () => (await jobsOf(job)).length === 0);
+  });
+
+  it('the shared watch reconnects after the connection to the apiserver is cut, and misses nothing that happened meanwhile', async () => {
+    const proxy = await cuttableProxy(new URL(inject('k8sServer')).port);
+    const through = new KubeConfig();
+    through.loadFromString(kubeconfigYaml(`https://127.0.0.1:${proxy.port}`, kc.getCurrentUser()!.token!));
+    const nodeName = await bareNode();
+    const ex = new KubernetesExecutor({
+      kubeConfig: through,
+      config: {
+        namespace,
+        templates: { default: { image: 'tao-jobs:test', nodeSelector: { 'tao.dev/bare-node': nodeName } } },
+      },
+      store: openStore({}),
+      resyncMs: 500,
+    });
+    executors.push(ex);
+    const job = stageJob();
+    const running = ex.run(job, context());
+    await until('the pod to be bound to the bare node', () =>
+      ex.watcher.podsOf(job.name).some((p) => p.spec?.nodeName === nodeName),
+    );
+    const starts = ex.watcher.stats.watchStarts;
+    await proxy.cut(); // every open connection dropped, new ones refused
+    // while the worker cannot see anything, the pod finishes (as its kubelet would report) and the job
+    // controller completes the Job
+    const finished = new Date();
+    await writePodStatus(ex.watcher.podsOf(job.name)[0]!.metadata!.name!, {
+      phase: 'Succeeded',
+      containerStatuses: [
+        container({ terminated: { exitCode: 0, reason: 'Completed', startedAt: finished, finishedAt: finished } }),
+      ],
+    });
+    await until(
+      'the Job to complete',
+      async () =>
+        !!(await jobsOf(job))[0]?.status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True'),
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+    proxy.restore();
+    expect(await running).toMatchObject({ exitCode: 0, jobName: job.name });
+    expect(ex.watcher.stats.watchStarts).toBeGreaterThan(starts);
+    await ex.close();
+    await proxy.close();
   });
 
   it('cancel deletes a Pending Job and a Running one with their pods', async () => {

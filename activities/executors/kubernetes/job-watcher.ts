@@ -139,18 +139,28 @@ export class JobWatcher {
     let delay = 500;
     let failed: unknown;
     let running = false; // past the first successful list: errors from here on are reconnected
+    let timer: NodeJS.Timeout | undefined;
+    // One pending retry at a time, with a capped exponential backoff (an apiserver that is down for a while
+    // is not hammered); any event resets it.
+    const reconnect = () => {
+      if (this.stopped || !running || timer) return;
+      this.stats.reconnects++;
+      const wait = delay;
+      delay = Math.min(delay * 2, 30_000);
+      timer = setTimeout(() => {
+        timer = undefined;
+        if (!this.stopped) lw.start().catch(reconnect);
+      }, wait);
+      timer.unref();
+    };
     lw.on('error', (err) => {
       failed = err;
-      if (this.stopped || !running) return;
-      this.stats.reconnects++;
-      const retry = () => {
-        if (this.stopped) return;
-        lw.start().catch(() => setTimeout(retry, Math.min((delay *= 2), 30_000)).unref());
-      };
-      setTimeout(retry, delay).unref();
+      reconnect();
+    });
+    lw.on('change', () => {
+      delay = 500;
     });
     lw.on('connect', () => {
-      delay = 500;
       this.stats.watchStarts++;
     });
     for (let attempt = 1; ; attempt++) {
