@@ -9,7 +9,7 @@ import { LocalExecutor } from '../activities/executors/local.js';
 import { TASK_QUEUE } from '../common/constants.js';
 import { dataConverterFromEnv } from './codec.js';
 import { defaultPython, JOBS_SRC, jobsCodeVersion, REPO_ROOT, temporalEnv } from './config.js';
-import { stageTemplatesFromEnv } from './stage-templates.js';
+import { envNumber, stageTemplatesFromEnv } from './stage-templates.js';
 
 export interface TaoWorkerOptions {
   connection?: NativeConnection;
@@ -45,11 +45,8 @@ export function kubernetesExecutorFromEnv(
     kubeConfig.loadFromDefault();
   }
   const seconds = (name: string, fallbackMs: number) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallbackMs;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}: must be a positive number of seconds, got "${raw}"`);
-    return n * 1000;
+    const s = envNumber(env, name, (n) => Number.isFinite(n) && n > 0, 'a positive number of seconds');
+    return s === undefined ? fallbackMs : s * 1000;
   };
   const grace = {
     pendingMs: seconds('TAO_PENDING_GRACE_SECONDS', DEFAULT_GRACE.pendingMs),

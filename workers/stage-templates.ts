@@ -32,13 +32,22 @@ function json<T>(env: NodeJS.ProcessEnv, name: string, check: (v: unknown) => bo
   return value as T;
 }
 
-function int(env: NodeJS.ProcessEnv, name: string, min: number): number | undefined {
+/** A number from the environment (undefined when unset); a value `ok` refuses is an error naming the variable. */
+export function envNumber(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  ok: (n: number) => boolean,
+  what: string,
+): number | undefined {
   const raw = env[name];
   if (raw === undefined || raw === '') return undefined;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name}: must be an integer ≥ ${min}, got "${raw}"`);
+  if (!ok(n)) throw new Error(`${name}: must be ${what}, got "${raw}"`);
   return n;
 }
+
+const int = (env: NodeJS.ProcessEnv, name: string, min: number) =>
+  envNumber(env, name, (n) => Number.isInteger(n) && n >= min, `an integer ≥ ${min}`);
 
 export function stageTemplatesFromEnv(env: NodeJS.ProcessEnv = process.env): KubernetesStageConfig {
   const image = env.TAO_STAGE_IMAGE ?? 'tao-jobs:dev';

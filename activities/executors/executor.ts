@@ -67,3 +67,14 @@ export interface Executor {
   readonly kind: RunSpec['executor']['type'];
   run(job: StageJob, ctx: RunContext): Promise<JobOutcome>;
 }
+
+/** A `{"event": "progress", ...}` line of the job contract (stdout), or null for any other line. */
+export function progressEvent(line: string): Pick<JobProgress, 'done' | 'total' | 'message'> | null {
+  if (!line.startsWith('{')) return null;
+  try {
+    const e = JSON.parse(line) as { event?: string; done?: number; total?: number; message?: string };
+    return e.event === 'progress' ? { done: e.done, total: e.total, message: e.message } : null;
+  } catch {
+    return null; // a log line that merely starts with "{"
+  }
+}

@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { ArtifactStore } from '../artifacts/store.js';
-import type { Executor, JobOutcome, RunContext, StageJob } from './executor.js';
+import { progressEvent, type Executor, type JobOutcome, type RunContext, type StageJob } from './executor.js';
 
 export interface LocalExecutorOptions {
   python: string;
@@ -79,15 +79,8 @@ export class LocalExecutor implements Executor {
 
     readline.createInterface({ input: child.stdout! }).on('line', (line) => {
       remember(line);
-      if (!line.startsWith('{')) return;
-      try {
-        const event = JSON.parse(line) as { event?: string; done?: number; total?: number; message?: string };
-        if (event.event === 'progress') {
-          ctx.onProgress({ phase: 'running', done: event.done, total: event.total, message: event.message });
-        }
-      } catch {
-        /* a log line that merely starts with "{" */
-      }
+      const event = progressEvent(line);
+      if (event) ctx.onProgress({ phase: 'running', ...event });
     });
     readline.createInterface({ input: child.stderr! }).on('line', remember);
 

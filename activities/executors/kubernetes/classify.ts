@@ -5,7 +5,7 @@
  * Pure: table-tested on fixtures named for the behaviour.
  */
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
-import { FailureType } from '../../../common/errors.js';
+import { FailureType, failureTypeForExit } from '../../../common/errors.js';
 
 export type JobState =
   | {
@@ -38,7 +38,8 @@ export interface Grace {
 
 export const DEFAULT_GRACE: Grace = { pendingMs: 5 * 60_000, pendingTimeoutMs: 60 * 60_000, imagePullMs: 5 * 60_000 };
 
-const condition = (job: V1Job, type: string) =>
+/** The Job's condition of this type when it is True (`Complete`, `Failed`, ...). */
+export const condition = (job: V1Job, type: string) =>
   job.status?.conditions?.find((c) => c.type === type && c.status === 'True');
 
 /**
@@ -85,22 +86,17 @@ export function classify(job: V1Job, pods: V1Pod[], now: Date, grace: Grace): Jo
         exitCode: terminated?.exitCode,
       };
     }
-    if (terminated?.exitCode === 64)
+    const code = terminated?.exitCode;
+    if (code === 64 || code === 65) {
+      // the contract's "do not retry" codes, mapped as for a local job
       return {
         phase: 'failed',
-        type: FailureType.InvalidStageSpec,
+        type: failureTypeForExit(code, null),
         retryable: false,
-        reason: message ?? 'exit 64',
-        exitCode: 64,
+        reason: message ?? `exit ${code}`,
+        exitCode: code,
       };
-    if (terminated?.exitCode === 65)
-      return {
-        phase: 'failed',
-        type: FailureType.ArtifactMissing,
-        retryable: false,
-        reason: message ?? 'exit 65',
-        exitCode: 65,
-      };
+    }
     return {
       phase: 'failed',
       type: FailureType.StageFailed,

@@ -17,8 +17,15 @@
 import { ApiException, BatchV1Api, CoreV1Api, type KubeConfig, type V1Job } from '@kubernetes/client-node';
 import { FailureType } from '../../../common/errors.js';
 import type { ArtifactStore } from '../../artifacts/store.js';
-import type { Executor, JobOutcome, JobProgress, RunContext, StageJob } from '../executor.js';
-import { classify, DEFAULT_GRACE, podSummary, type Grace, type JobState } from './classify.js';
+import {
+  progressEvent,
+  type Executor,
+  type JobOutcome,
+  type JobProgress,
+  type RunContext,
+  type StageJob,
+} from '../executor.js';
+import { classify, condition, DEFAULT_GRACE, podSummary, type Grace, type JobState } from './classify.js';
 import {
   buildJob,
   buildService,
@@ -28,6 +35,7 @@ import {
   templateFor,
   withOwner,
   type JobIdentity,
+  type StageTemplate,
 } from './job-template.js';
 import { JobWatcher } from './job-watcher.js';
 import { PodLogs } from './pod-logs.js';
@@ -50,7 +58,6 @@ export interface KubernetesExecutorOptions {
 
 const isAlreadyExists = (e: unknown) => e instanceof ApiException && e.code === 409;
 const isNotFound = (e: unknown) => e instanceof ApiException && e.code === 404;
-const failedJob = (job: V1Job) => job.status?.conditions?.some((c) => c.type === 'Failed' && c.status === 'True');
 
 export class KubernetesExecutor implements Executor {
   readonly kind = 'kubernetes' as const;
@@ -106,7 +113,7 @@ export class KubernetesExecutor implements Executor {
           this.created++;
           this.timeline.push({ name, createdAt: Date.now() });
           if (this.timeline.length > 10_000) this.timeline.shift();
-          await this.ensureService({ ...job, name }, id, created);
+          await this.ensureService({ ...job, name }, id, template, created);
           return { name, adopted: false };
         } catch (e) {
           if (!isAlreadyExists(e)) throw e;
@@ -114,12 +121,12 @@ export class KubernetesExecutor implements Executor {
           existing = await this.batch.readNamespacedJob({ name, namespace: this.namespace });
         }
       }
-      if (failedJob(existing)) {
+      if (condition(existing, 'Failed')) {
         if (!job.nameForGeneration) return { name, adopted: true }; // one name only: report that failure
         continue; // a failed Job stays for debugging (until its TTL); the retry gets the next generation
       }
       await this.recordAdopter(name, owner.runId);
-      await this.ensureService({ ...job, name }, id, existing); // a worker may have died between the two creates
+      await this.ensureService({ ...job, name }, id, template, existing); // a worker may have died between the two creates
       return { name, adopted: true };
     }
     throw new Error(`${job.name}: ${MAX_GENERATIONS} generations of this Job failed; not creating another`);
@@ -129,8 +136,8 @@ export class KubernetesExecutor implements Executor {
    * A multi-node train Job's headless Service (torchrun rendezvous), owned by the Job so the garbage
    * collector deletes it with the Job. Created right after the Job: the pods wait for their peers anyway.
    */
-  private async ensureService(job: StageJob, id: JobIdentity, created: V1Job): Promise<void> {
-    const service = buildService(job, id, templateFor(this.options.config.templates, job.stage));
+  private async ensureService(job: StageJob, id: JobIdentity, template: StageTemplate, created: V1Job): Promise<void> {
+    const service = buildService(job, id, template);
     if (!service) return;
     await this.core
       .createNamespacedService({ namespace: this.namespace, body: withOwner(service, created) })
@@ -262,7 +269,6 @@ export class KubernetesExecutor implements Executor {
             // the run is gone: delete unless a newer run (after a reset) has adopted the Job meanwhile
             const adopter = this.watcher.job(name)?.metadata?.annotations?.[RUN_ID_ANNOTATION];
             if (reason === 'run-closed' && (!adopter || adopter === job.owner?.runId)) await this.delete(name);
-            logs.close();
             if (streamLogs) await logs.finish(0).catch(() => undefined);
             return {
               exitCode: null,
@@ -288,16 +294,5 @@ export class KubernetesExecutor implements Executor {
       .catch((e: unknown) => {
         if (!isNotFound(e)) throw e;
       });
-  }
-}
-
-/** A `{"event": "progress", ...}` line of the job contract, or null. */
-function progressEvent(line: string): Pick<JobProgress, 'done' | 'total' | 'message'> | null {
-  if (!line.startsWith('{')) return null;
-  try {
-    const e = JSON.parse(line) as { event?: string; done?: number; total?: number; message?: string };
-    return e.event === 'progress' ? { done: e.done, total: e.total, message: e.message } : null;
-  } catch {
-    return null; // a log line that merely starts with "{"
   }
 }
