@@ -15,12 +15,8 @@ K8S_VERSIONS="${K8S_VERSIONS:-1.36.3 1.35.4 1.34.4}"
 ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 KWOK_VERSIONS="${KWOK_VERSIONS:-0.8.0 0.7.0}"
 
-export GOMODCACHE="$CACHE_ROOT/gomod"
-export GOCACHE="$CACHE_ROOT/gocache"
-export GOFLAGS="-buildvcs=false"
-export CGO_ENABLED=0
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-mkdir -p "$GOMODCACHE" "$GOCACHE"
+# shellcheck source=go-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 
 log() { echo "[build-control-plane $(date -u +%H:%M:%S)] $*" >&2; }
 NICE=(nice -n 10)

@@ -22,12 +22,8 @@ done
 log() { echo "[build-kustomize $(date -u +%H:%M:%S)] $*" >&2; }
 command -v go >/dev/null || { log "go not found (Go >= 1.26 is needed)"; exit 1; }
 
-export GOMODCACHE="$CACHE_ROOT/gomod"
-export GOCACHE="$CACHE_ROOT/gocache"
-export GOFLAGS="-buildvcs=false"
-export CGO_ENABLED=0
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-mkdir -p "$GOMODCACHE" "$GOCACHE"
+# shellcheck source=go-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 
 started=$(date +%s)
 for v in $KUSTOMIZE_VERSIONS; do
