@@ -23,18 +23,43 @@ const modelUri = z
   .string()
   .regex(/^(file:\/\/\/.|file:[^/]|s3:\/\/[^/]+\/|tiny:\/\/.)/, 'must be a file:, s3:// or tiny:// URI');
 
+/** Scorers that compare an answer with the prompt's `reference` (gold answer or gold SQL): evaluation only. */
+export const REFERENCE_SCORER_TYPES = [
+  'exact-match',
+  'numeric-match',
+  'contains',
+  'sql-execution-match',
+  'judge-with-reference',
+] as const;
+export const SCORER_TYPES = ['regex', 'length', 'json', 'python', 'sql', 'vote', 'judge', 'reward-model'] as const;
+
+/** True for a scorer that needs references: a reference type, or the python verifier with `reference: true`. */
+export function needsReference(s: { type: string; params?: Record<string, unknown> }): boolean {
+  return (REFERENCE_SCORER_TYPES as readonly string[]).includes(s.type) || (s.type === 'python' && s.params?.reference === true);
+}
+
 const scorer = z
   .object({
     name: z.string().regex(/^[a-zA-Z0-9_-]+$/, 'letters, digits, "_" and "-"'),
     type: z
-      .enum(['regex', 'length', 'json', 'python', 'sql', 'vote', 'judge', 'reward-model'])
+      .enum([...SCORER_TYPES, ...REFERENCE_SCORER_TYPES])
       .describe(
-        'rules (regex, length, json), verifiers (python, sql), self-consistency (vote), models (judge, reward-model)',
+        'rules (regex, length, json), verifiers (python, sql), self-consistency (vote), models (judge, reward-model); ' +
+          'evaluation only, against references: exact-match, numeric-match, contains, sql-execution-match, judge-with-reference',
       ),
     weight: z.number().positive().default(1),
     params: z.record(z.string(), z.unknown()).default({}),
   })
   .strict();
+
+const taskScorers = z
+  .record(z.string(), z.array(z.string()).min(1))
+  .describe('per-task choice of scorer names; prompts without a listed task use every scorer');
+
+/** Gate rules and the fewest paired evaluation prompts each needs (below it a bootstrap interval is noise). */
+export const GATE_RULES = ['mean', 'ciLower'] as const;
+export type GateRule = (typeof GATE_RULES)[number];
+export const MIN_EVAL_PROMPTS: Record<GateRule, number> = { mean: 5, ciLower: 10 };
 
 /**
  * Per-stage resources. `nodes` > 1 (pods working as one gang: an Indexed Job running torchrun across them) is
@@ -78,6 +103,19 @@ export const RunSpecSchema = z
       .object({
         heldOutFraction: z.number().gt(0).lt(1).optional(),
         heldOutUri: artifactUri.optional(),
+        benchmarkUri: artifactUri
+          .optional()
+          .describe('JSONL of prompts with references, scored every round unchanged (drift across rounds)'),
+        scorers: z
+          .array(scorer)
+          .min(1)
+          .optional()
+          .describe("the evaluation's own scorers, independent of the training reward (reference scorers allowed)"),
+        tasks: taskScorers.optional(),
+        reuseTrainingScorers: z
+          .boolean()
+          .optional()
+          .describe('true: judge the round with the training scorers (not independent); set this or scorers'),
         samplesPerPrompt: z.number().int().min(1).max(64).default(1),
         temperature: z.number().min(0).max(2).default(0),
         seed: z.number().int().default(0),
@@ -104,10 +142,7 @@ export const RunSpecSchema = z
     scoring: z
       .object({
         scorers: z.array(scorer).min(1),
-        tasks: z
-          .record(z.string(), z.array(z.string()).min(1))
-          .default({})
-          .describe('per-task choice of scorer names; prompts without a listed task use every scorer'),
+        tasks: taskScorers.default({}),
       })
       .strict(),
     training: z
@@ -151,11 +186,39 @@ export const RunSpecSchema = z
       .strict(),
     gate: z
       .object({
-        minImprovement: z.number().default(0).describe('tuned mean minus base mean must exceed this'),
+        rule: z
+          .enum(GATE_RULES)
+          .default('ciLower')
+          .describe(
+            "the statistic of the paired per-prompt difference (candidate − base, on the evaluation's own metric) " +
+              'that must exceed minImprovement: its mean, or the lower bound of its bootstrap 95% CI',
+          ),
+        minImprovement: z.number().default(0).describe("the rule's statistic must exceed this"),
+        maxTaskRegression: z
+          .number()
+          .min(0)
+          .default(0.05)
+          .describe("multi-task rounds: refuse when any task's mean difference is below −maxTaskRegression"),
+        rewardHacking: z
+          .enum(['refuse', 'allow'])
+          .default('refuse')
+          .describe('training reward up while the independent metric is flat or down: refuse promotion, or allow it'),
+        flatTolerance: z
+          .number()
+          .min(0)
+          .default(0.01)
+          .describe('an independent-metric change at or below this counts as flat for the reward-hacking guard'),
         promote: z.boolean().default(true),
       })
       .strict()
-      .default({ minImprovement: 0, promote: true }),
+      .default({
+        rule: 'ciLower',
+        minImprovement: 0,
+        maxTaskRegression: 0.05,
+        rewardHacking: 'refuse',
+        flatTolerance: 0.01,
+        promote: true,
+      }),
     executor: z
       .object({
         type: z.enum(['local', 'kubernetes']).default('local'),

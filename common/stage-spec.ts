@@ -41,13 +41,25 @@ export const PrepareSpecSchema = z
   .object({
     ...common,
     stage: z.literal('prepare'),
-    inputs: z.object({ prompts: uri, heldOut: uri.optional(), model: uri }).strict(),
+    inputs: z.object({ prompts: uri, heldOut: uri.optional(), benchmark: uri.optional(), model: uri }).strict(),
     params: z
       .object({
         onInvalid: z.enum(['fail', 'skip']),
         heldOutFraction: z.number().optional(),
         shards: z.number().int().min(1),
         seed: z.number().int(),
+        references: z
+          .record(z.string(), z.string())
+          .optional()
+          .describe(
+            'evaluation prompts of these tasks ("*": every task without its own scorer list) must carry a ' +
+              'reference; the value is the run-spec field of the reference scorer that needs it',
+          ),
+        minEvalPrompts: z
+          .object({ count: z.number().int().min(1), field: z.string() })
+          .strict()
+          .optional()
+          .describe('the fewest evaluation prompts (held-out + benchmark) the gate rule named by field needs'),
       })
       .strict(),
   })
@@ -109,19 +121,35 @@ export const TrainSpecSchema = z
   })
   .strict();
 
+/** The gate settings the evaluate stage reports against (the workflow's gate decides with the same rules). */
+const gateParams = run.gate.unwrap().required().strict();
+
 export const EvaluateSpecSchema = z
   .object({
     ...common,
     stage: z.literal('evaluate'),
-    inputs: z.object({ prompts: uri, base: uri, tuned: uri }).strict(),
+    inputs: z
+      .object({ prompts: uri, benchmark: uri.optional(), base: uri, tuned: uri, promoted: uri.optional() })
+      .strict(),
     params: z
       .object({
+        /** The training scorers: the training reward, set beside the independent metric. */
         scoring: scoringParams,
+        /** The evaluation's own scorers, or the explicit choice to reuse the training scorers. */
+        evaluation: z
+          .object({
+            reuseTrainingScorers: z.boolean(),
+            scorers: scoringParams.shape.scorers.optional(),
+            tasks: scoringParams.shape.tasks.optional(),
+          })
+          .strict()
+          .optional(),
         samplesPerPrompt: z.number().int().min(1),
         temperature: z.number().min(0),
         maxTokens: z.number().int().min(1),
         seed: z.number().int(),
         bootstrap: z.number().int().min(100).default(1000),
+        gate: gateParams.optional(),
       })
       .strict(),
   })

@@ -100,5 +100,5 @@ def test_summary_leaves_out_unscored_samples_and_prompts():
     ]
     m = summarize(rows, ["a", "c"], 100, 0)
     assert (m["base"]["n"], m["base"]["mean"], m["tuned"]["mean"], m["unscoredSamples"]) == (1, 0.2, 0.6, 2)
-    with pytest.raises(BadInput, match="no held-out prompt has a score for both models"):
+    with pytest.raises(BadInput, match="no evaluation prompt has a score for every model"):
         summarize([r for r in rows if r["prompt_id"] == "c"], ["c"], 100, 0)

@@ -1,6 +1,11 @@
 """The round report (``report.md``) written by the evaluate stage: plain Markdown, readable in any viewer, with
 the score distributions of base vs tuned as an SVG histogram beside it (``plots/scores.svg``, written by hand:
-no plotting dependency in the images) and the same counts as a text table for viewers without images."""
+no plotting dependency in the images) and the same counts as a text table for viewers without images.
+
+It says which scorers judged the round (the evaluation's own, or the training scorers by the user's choice),
+the gate's rule and the numbers that decided, the training reward's change beside the independent metric's
+(with the reward-hacking verdict), per-task and per-split (held-out, benchmark) changes, the comparison with
+the promoted model, and drift (length, format, KL to base)."""
 
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ def _histogram(rows: list[dict]) -> list[str]:
     lines = ["| score | base | tuned |", "| --- | --- | --- |"]
     counts = {m: [0] * len(edges) for m in ("base", "tuned")}
     for r in rows:
-        if r["score"] is None:  # every scorer abstained: not a score
+        if r["score"] is None or r["model"] not in counts:  # abstained everywhere, or the promoted model
             continue
         i = next(i for i, e in enumerate(edges) if r["score"] <= e or i == len(edges) - 1)
         counts[r["model"]][i] += 1
@@ -48,17 +53,125 @@ def _histogram(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _change(d: dict) -> str:
+    if not d or not d.get("n"):
+        return "n/a"
+    return f"{d['change']:+.3f} (95% CI {d['ciLow']:+.3f} – {d['ciHigh']:+.3f}, n={d['n']})"
+
+
+def _gate(metrics: dict) -> list[str]:
+    g = metrics.get("gate")
+    if not g:
+        return []
+    out = [
+        "## Gate",
+        "",
+        f"**{'Promote' if g['passed'] else 'Do not promote'}** — rule `{g['rule']}` (threshold {g['threshold']}); "
+        f"decided by **{g['decidedBy']}**: {g['reason']}.",
+        "",
+    ]
+    out += [f"- {'✔' if c['passed'] else '✘'} {c['name']}: {c['detail']}" for c in g["checks"]]
+    return [*out, ""]
+
+
+def _evidence(metrics: dict) -> list[str]:
+    source = metrics.get("evaluationScorers", "training")
+    names = metrics.get("scorerNames") or {}
+    judged = (
+        f"the evaluation's own scorers ({', '.join(names.get('evaluation', []))}), independent of the training reward"
+        if source == "evaluation"
+        else "the training scorers, reused by the spec's explicit choice (evaluation.reuseTrainingScorers): "
+        "this evaluation is **not** independent of the reward the model was trained on"
+    )
+    q = {
+        "n": metrics["base"]["n"],
+        "change": metrics["improvement"],
+        "ciLow": metrics["improvementCiLow"],
+        "ciHigh": metrics["improvementCiHigh"],
+    }
+    r = metrics.get("reward") or {}
+    hack = metrics.get("rewardHacking") or {}
+    out = [
+        "## Independent metric vs training reward",
+        "",
+        f"Judged by {judged}.",
+        "",
+        "| measure | base | tuned | change (tuned − base) |",
+        "| --- | --- | --- | --- |",
+        f"| independent metric | {_fmt(metrics['base']['mean'])} | {_fmt(metrics['tuned']['mean'])} | {_change(q)} |",
+    ]
+    if r.get("n"):
+        out.append(
+            f"| training reward ({', '.join(names.get('training', []))}) | {_fmt(r['before'])} | {_fmt(r['after'])} "
+            f"| {_change(r)} |"
+        )
+    if hack:
+        flag = "⚠ **reward hacking**" if hack.get("flagged") else "no reward hacking"
+        out += ["", f"Reward-hacking guard (reward up, quality flat or down): {flag} — {hack.get('reason')}."]
+    return [*out, ""]
+
+
+def _groups(title: str, groups: dict) -> list[str]:
+    if not groups or (len(groups) < 2 and title.startswith("Per task")):
+        return []
+    out = [f"## {title}", "", "| group | prompts | base | tuned | change (95% CI) |", "| --- | --- | --- | --- | --- |"]
+    for name, d in groups.items():
+        if d.get("n"):
+            out.append(f"| {name} | {d['n']} | {_fmt(d['before'])} | {_fmt(d['after'])} | {_change(d)} |")
+    return [*out, ""]
+
+
+def _promoted(metrics: dict) -> list[str]:
+    vs = metrics.get("vsPromoted")
+    if not vs:
+        return []
+    if not vs.get("compared"):
+        return ["## The promoted model", "", f"The promoted model `{vs['uri']}` is the {vs['sameAs']} model.", ""]
+    return [
+        "## The promoted model",
+        "",
+        f"`{vs['uri']}`: mean {_fmt(metrics['promoted']['mean'])}; tuned − promoted {_change(vs)}.",
+        "",
+    ]
+
+
+def _drift(metrics: dict) -> list[str]:
+    d = metrics.get("drift")
+    if not d:
+        return []
+    models = list(d["length"])
+    kl = metrics.get("klToBase")
+    chars = ", ".join(f"{m} {d['length'][m]:.1f}" for m in models)
+    tokens = ", ".join(f"{m} {d['tokens'][m]:.1f}" for m in models)
+    out = [
+        "## Drift",
+        "",
+        f"Mean length (chars): {chars} ({d['lengthChange']:+.0%} tuned vs base); tokens: {tokens}. "
+        f"KL(tuned ‖ base) per token on the held-out answers: {'n/a' if kl is None else f'{kl:.4f}'}.",
+        "",
+        "| format (share of samples) | " + " | ".join(models) + " |",
+        "| --- | " + " | ".join("---" for _ in models) + " |",
+    ]
+    for feat in d["format"].get("base", {}):
+        out.append(f"| {feat} | " + " | ".join(f"{d['format'][m][feat]:.0%}" for m in models) + " |")
+    out += ["", f"Largest format change, tuned vs base: {d['formatDrift']:.0%}.", ""]
+    return out
+
+
 def render_report(spec: dict, metrics: dict, rows: list[dict], prompts: list[dict], scorers: list[str]) -> str:
     run, params = spec["run"], spec["params"]
     b, t = metrics["base"], metrics["tuned"]
     decoding = "greedy" if params["temperature"] == 0 else f"temperature {params['temperature']}"
+    splits = metrics.get("splits") or {}
+    counted = " + ".join(f"{d['n']} {name}" for name, d in splits.items()) or f"{b['n']} held-out"
     out = [
         f"# Round {run['round']} of `{run['name']}`: base vs tuned",
         "",
-        f"{b['n']} held-out prompts, {params['samplesPerPrompt']} sample(s) per prompt per model, {decoding}, "
+        f"{counted} prompts, {params['samplesPerPrompt']} sample(s) per prompt per model, {decoding}, "
         f"max {params['maxTokens']} tokens. Score = weighted mean of the scorers ({', '.join(scorers)}), "
         f"in [0, 1]. 95% CIs: bootstrap over prompts ({params.get('bootstrap', 1000)} resamples).",
         "",
+        *_gate(metrics),
         "| model | mean score | 95% CI | mean length (chars) |",
         "| --- | --- | --- | --- |",
         f"| base | {_fmt(b['mean'])} | {_fmt(b['ciLow'])} – {_fmt(b['ciHigh'])} | {b['meanLength']:.1f} |",
@@ -68,6 +181,11 @@ def render_report(spec: dict, metrics: dict, rows: list[dict], prompts: list[dic
         f"{metrics['improvementCiHigh']:+.3f}); tuned wins on {metrics['winRate']:.0%} of prompts, "
         f"ties on {metrics['tieRate']:.0%}, loses on {max(0.0, 1 - metrics['winRate'] - metrics['tieRate']):.0%}.",
         "",
+        *_evidence(metrics),
+        *_groups("Per task", metrics.get("tasks") or {}),
+        *_groups("Held-out and benchmark", splits if "benchmark" in splits else {}),
+        *_promoted(metrics),
+        *_drift(metrics),
         "## Per scorer",
         "",
         "| scorer | base | tuned |",
@@ -81,8 +199,8 @@ def render_report(spec: dict, metrics: dict, rows: list[dict], prompts: list[dic
             out.append(f"| {name} | {_fmt(statistics.fmean(vals['base']))} | {_fmt(statistics.fmean(vals['tuned']))} |")
     out += ["", "## Score distribution (samples)", "", f"![Score distribution: base vs tuned]({SCORES_PLOT})", ""]
     out += [*_histogram(rows), "", "## Examples", ""]
-    first = {(r["prompt_id"], r["model"]): r for r in rows if r["sample_id"] == 0}
-    by_id = {p["prompt_id"]: p for p in prompts}
+    first = {(r["prompt_id"], r["model"]): r for r in rows if r["sample_id"] == 0 and r.get("split") != "benchmark"}
+    by_id = {p["prompt_id"]: p for p in prompts if p.get("split") != "benchmark"}
     changed = sorted(
         (pid for pid in by_id if (pid, "base") in first and (pid, "tuned") in first),
         key=lambda pid: -((first[pid, "tuned"]["score"] or 0.0) - (first[pid, "base"]["score"] or 0.0)),

@@ -1,8 +1,11 @@
 """JSONL: reading user prompt sources (validated and normalised) and our own artifacts (line-checked).
 
 A user prompt line is ``{"id": str, "prompt": str}`` or ``{"id": str, "messages": [{"role", "content"}]}``,
-with optional ``"task"`` (string) and ``"meta"`` (object). It is normalised to the prepared-prompt row
-``{"prompt_id", "messages", "task" (or null), "source": {"uri", "line"}}`` (plus ``"meta"`` when given).
+with optional ``"task"`` (string), ``"meta"`` (object) and ``"reference"`` (the gold answer: a non-empty string, a
+number, or a non-empty list of them when several answers are right; gold SQL for SQL tasks). It is normalised
+to the prepared-prompt row ``{"prompt_id", "messages", "task" (or null), "source": {"uri", "line"}}`` (plus
+``"meta"`` and ``"reference"`` when given). References are for evaluation only: the prepare stage drops them
+from every training-side row (``strip_reference``).
 Invalid lines are a user problem: with ``onInvalid: fail`` they raise BadInput listing the first
 ``MAX_LISTED`` problems with their line numbers; with ``skip`` they are counted and dropped.
 
@@ -13,6 +16,7 @@ is corruption: BadInput naming the file and line, always.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +171,36 @@ def normalise(row: object, uri: str, line: int) -> tuple[dict | None, str | None
         if not isinstance(row["meta"], dict):
             return None, "meta: must be an object when given"
         out["meta"] = row["meta"]
+    if "reference" in row:
+        why = _reference_problem(row["reference"])
+        if why:
+            return None, f"reference: {why}"
+        out["reference"] = row["reference"]
     return out, None
+
+
+def _reference_problem(ref: object) -> str | None:
+    """Why a ``reference`` value is malformed, or None."""
+
+    def one(v: object) -> bool:
+        if isinstance(v, bool):
+            return False
+        if isinstance(v, str):
+            return bool(v.strip())
+        return isinstance(v, int | float) and math.isfinite(v)
+
+    if isinstance(ref, list):
+        if not ref or not all(one(v) for v in ref):
+            return "must be a non-empty list of non-empty strings or finite numbers"
+        return None
+    if not one(ref):
+        return f"must be a non-empty string, a finite number or a list of them, got {json.dumps(ref)[:60]}"
+    return None
+
+
+def strip_reference(row: dict) -> dict:
+    """The row without its ``reference``: what a training-side artifact may contain."""
+    return {k: v for k, v in row.items() if k != "reference"}
 
 
 def read_prompts(store: Store, uri: str, on_invalid: str = "fail") -> PromptSource:

@@ -5,9 +5,13 @@ Params:
   (installed in the image, or on ``PYTHONPATH``); ``function`` may be a dotted attribute path
   (``"pkg.mod:Class.method"``).
 - ``args`` (optional object): extra keyword arguments passed to every call.
+- ``reference`` (default false): true makes it a reference verifier (evaluation only): it is called with the
+  prompt's gold answer as ``reference=`` (the row's ``reference`` as given: a string, a number or a list), and
+  abstains (score ``None``, ``{"error": "no reference"}``) on a prompt without one.
 
-The function is called once per sample as ``function(prompt, text, **args)`` where ``prompt`` is the prepared
-prompt row (``{"prompt_id", "messages", "task", "meta"?, ...}``) and ``text`` the sample's text. It returns a
+The function is called once per sample as ``function(prompt, text, **args)`` (``function(prompt, text,
+reference=..., **args)`` with ``reference: true``) where ``prompt`` is the prepared prompt row
+(``{"prompt_id", "messages", "task", "meta"?, ...}``) and ``text`` the sample's text. It returns a
 score, or ``(score, details)`` with ``details`` JSON-serialisable (anything else is replaced by its
 ``repr``). A score is a real number in [0, 1] (``True``/``False`` count as 1.0/0.0).
 
@@ -75,12 +79,18 @@ def _as_score(value: object) -> float | None:
 
 class PythonScorer(Scorer):
     def __init__(self, params: dict):
-        problems = check_keys(params, {"module", "args"})
+        problems = check_keys(params, {"module", "args", "reference"})
         spec = params.get("module")
+        self.needs_reference = params.get("reference", False)
+        if not isinstance(self.needs_reference, bool):
+            problems.append(f"reference: must be true or false, got {self.needs_reference!r}")
+            self.needs_reference = False
         self.args = params.get("args", {})
         if not isinstance(self.args, dict):
             problems.append("args: must be an object of keyword arguments")
             self.args = {}
+        if self.needs_reference and "reference" in self.args:
+            problems.append("args.reference: reserved for the prompt's reference (set reference: true)")
         self.function = None
         if not isinstance(spec, str) or not spec:
             problems.append("module: required, 'package.module:function'")
@@ -91,9 +101,11 @@ class PythonScorer(Scorer):
                 problems.append(f"module: {e}")
         if self.function is not None:
             try:
-                inspect.signature(self.function).bind({}, "", **self.args)
+                extra = {"reference": None} if self.needs_reference else {}
+                inspect.signature(self.function).bind({}, "", **extra, **self.args)
             except TypeError as e:
-                problems.append(f"args: {spec} does not accept (prompt, text, **args): {e}")
+                shape = "(prompt, text, reference=..., **args)" if self.needs_reference else "(prompt, text, **args)"
+                problems.append(f"args: {spec} does not accept {shape}: {e}")
             except ValueError:
                 pass  # no introspectable signature (a builtin): found out at the first call
         if problems:
@@ -103,9 +115,14 @@ class PythonScorer(Scorer):
         self._calls = 0
         self._errors = 0
 
-    def _score_one(self, prompt: dict, text: str) -> tuple[float, object]:
+    def _score_one(self, prompt: dict, text: str) -> tuple[float | None, object]:
+        extra = {}
+        if self.needs_reference:
+            if prompt.get("reference") is None:
+                return None, {"error": "no reference"}
+            extra = {"reference": prompt["reference"]}
         try:
-            out = self.function(prompt, text, **self.args)
+            out = self.function(prompt, text, **extra, **self.args)
         except Exception as e:  # noqa: BLE001 - a verifier's failure is that sample's score, counted
             return self._error(f"{type(e).__name__}: {e}")
         details = None

@@ -241,9 +241,10 @@ def _cleanup(worker: SqlWorker, tmpdir: list[Path]) -> None:
 
 class SqlScorer(Scorer):
     uses_store = True
+    PARAMS = frozenset({"database", "databaseField", "timeoutS", "dialect", "vote", "maxRows"})
 
     def __init__(self, params: dict, store=None):
-        problems = check_keys(params, {"database", "databaseField", "timeoutS", "dialect", "vote", "maxRows"})
+        problems = check_keys(params, set(self.PARAMS))
         self.database = params.get("database")
         self.field = params.get("databaseField")
         if (self.database is None) == (self.field is None):
@@ -323,7 +324,12 @@ class SqlScorer(Scorer):
 
     # --- scoring -------------------------------------------------------------------------------------
     def _outcome(self, db: str, sql: str) -> tuple[dict, str | None]:
-        """(details, full result digest or None) for one query."""
+        """(details, full result digest or None) for one query; an empty result has no digest (no vote)."""
+        details, digest = self.execute(db, sql)
+        return details, digest if details.get("rows", 0) > 0 else None
+
+    def execute(self, db: str, sql: str) -> tuple[dict, str | None]:
+        """(details, full digest of the result set, empty results included; None when the query failed)."""
         refused = check_sql(sql, self.dialect)
         if refused is not None:
             return {"status": refused[0], "error": refused[1]}, None
@@ -339,7 +345,7 @@ class SqlScorer(Scorer):
             "result": reply["digest"][:12],
             "preview": reply["preview"],
         }
-        return details, reply["digest"] if reply["rows"] > 0 else None
+        return details, reply["digest"]
 
     def score_group(self, prompt: dict, texts: list[str]) -> list[tuple[float, object]]:
         if not texts:

@@ -1,47 +1,55 @@
-"""evaluate: base vs tuned on the held-out prompts, scored with the same scoring plan as training.
+"""evaluate: base vs candidate (and the currently promoted model) on held-out and benchmark prompts, by the
+evaluation's own scorers, with the training reward set beside them.
 
-Both models answer every held-out prompt (plain messages, no strategy) ``samplesPerPrompt`` times with the
-same per-sample seeds (greedy when ``temperature`` is 0). The unit of the statistics is the prompt: a
-prompt's score is the mean over its samples. Means get a percentile bootstrap 95% CI over prompts
-(``bootstrap`` resamples, seeded), the improvement a paired bootstrap CI; a prompt is a win when its tuned
-score beats its base score by more than ``TIE_EPS``, a tie within it.
+Inputs: ``prompts`` (held-out, references kept), optional ``benchmark`` (the fixed benchmark, references
+kept), ``base``, ``tuned`` (the candidate), optional ``promoted`` (the model the registry points at; skipped
+when its weights equal base's or the candidate's). Every model answers every prompt (plain messages, no
+strategy) ``samplesPerPrompt`` times with the same per-sample seeds (greedy when ``temperature`` is 0).
 
-Outputs ``eval.jsonl`` (one row per prompt, model and sample: text, finish reason, combined and per-scorer
-scores) and ``report.md`` (the round report), with its score histogram ``plots/scores.svg`` beside it.
+Two scoring plans: the *independent metric* is ``params.evaluation``'s own scorers (reference scorers
+allowed), or, when the user chose ``reuseTrainingScorers``, the training scorers (``params.scoring``); the
+*training reward* is always ``params.scoring``. The statistics (``eval_stats.py``) are paired per prompt with
+bootstrap 95% CIs (``bootstrap`` resamples, seeded): candidate − base overall, per task, per split
+(heldOut/benchmark), candidate − promoted, the training reward's change, length and format drift, the
+candidate's KL to base on the held-out prompts, the reward-hacking flag, and, with ``params.gate``, the gate's
+verdict (the workflow decides with the same rules).
+
+Outputs ``eval.jsonl`` (one row per prompt, model and sample: split, text, finish reason, tokens, the
+independent ``score``/``scores`` and the training ``reward``/``rewards``) and ``report.md`` (the round report),
+with its score histogram ``plots/scores.svg`` beside it.
 """
 
 from __future__ import annotations
 
-import random
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from ..contract import BadInput, progress
+from ..contract import BadInput, InvalidSpec, progress
 from ..engines import Request, open_engine
 from ..eval_report import SCORES_PLOT, render_report, scores_svg
+from ..eval_stats import (
+    NO_TASK,
+    bootstrap_ci,
+    drift,
+    gate_verdict,
+    paired,
+    per_prompt,
+    reward_hacking,
+    summary,
+)
 from ..manifest import publish
 from ..models.local import local_model_dir, model_rev
 from ..prompts import expand, read_prepared, write_jsonl
 from ..scorers import ScoringPlan
+from ..scorers.registry import needs_reference
 from ..store import Store
 from ..strategies import sample_seed
 
 STAGE = "evaluate"
 MODELS = ("base", "tuned")
-TIE_EPS = 1e-9
-
-
-def bootstrap_ci(values: list[float], resamples: int, seed: int) -> tuple[float, float]:
-    """Percentile 95% CI of the mean of ``values`` (resampled with replacement)."""
-    if not values:
-        return (float("nan"), float("nan"))
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(sum(values[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
-    return means[int(0.025 * (resamples - 1))], means[int(round(0.975 * (resamples - 1)))]
+__all__ = ["bootstrap_ci", "run", "summarize"]
 
 
 def _generate(model: str, model_dir: Path, prompts: list[dict], params: dict) -> list[dict]:
@@ -52,7 +60,9 @@ def _generate(model: str, model_dir: Path, prompts: list[dict], params: dict) ->
             for i in range(params["samplesPerPrompt"]):
                 seed = sample_seed(params["seed"], 0, p["prompt_id"], "eval", i)
                 requests.append(Request(p["messages"], params["temperature"], 1.0, params["maxTokens"], seed))
-                rows.append({"prompt_id": p["prompt_id"], "model": model, "sample_id": i, "seed": seed})
+                rows.append(
+                    {"prompt_id": p["prompt_id"], "split": p["split"], "model": model, "sample_id": i, "seed": seed}
+                )
         completions = engine.generate(requests)
     finally:
         engine.close()
@@ -62,81 +72,194 @@ def _generate(model: str, model_dir: Path, prompts: list[dict], params: dict) ->
     ]
 
 
-def _score(plan: ScoringPlan, prompts: list[dict], rows: list[dict]) -> None:
-    """Adds combined and per-scorer scores to each row, scoring each prompt's samples as one group."""
-    by_prompt: dict[str, list[dict]] = {}
+def _score(plan: ScoringPlan, prompts: list[dict], rows: list[dict], score: str, scores: str) -> None:
+    """Adds the plan's combined and per-scorer scores to each row (as ``score``/``scores``), scoring each
+    prompt's samples as one group."""
+    by_prompt: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
-        by_prompt.setdefault(r["prompt_id"], []).append(r)
+        by_prompt.setdefault((r["split"], r["prompt_id"]), []).append(r)
     for p in prompts:
-        group = by_prompt.get(p["prompt_id"], [])
+        group = by_prompt.get((p["split"], p["prompt_id"]), [])
         for r, s in zip(group, plan.score_group(p, [r["text"] for r in group]), strict=True):
-            r |= {"score": s["combined"], "scores": s["scores"]}
+            r |= {score: s["combined"], scores: s["scores"]}
 
 
-def summarize(rows: list[dict], prompt_ids: list[str], resamples: int, seed: int) -> dict:
-    """The evaluation metrics from scored rows (``eval.jsonl``): see the module docstring."""
-    per: dict[str, dict[str, list[float]]] = {m: {} for m in MODELS}
-    lengths: dict[str, list[int]] = {m: [] for m in MODELS}
-    unscored = 0
-    for r in rows:
-        lengths[r["model"]].append(len(r["text"]))
-        if r["score"] is None:  # every scorer abstained on this sample (e.g. unparseable judge verdicts)
-            unscored += 1
-            continue
-        per[r["model"]].setdefault(r["prompt_id"], []).append(r["score"])
-    # Base and tuned are compared prompt by prompt: a prompt without a score for either model is left out.
-    prompt_ids = [pid for pid in prompt_ids if all(per[m].get(pid) for m in MODELS)]
-    if not prompt_ids:
-        raise BadInput("no held-out prompt has a score for both models: every scorer abstained")
-    means = {m: [statistics.fmean(per[m][pid]) for pid in prompt_ids] for m in MODELS}
-    out: dict = {"unscoredSamples": unscored}
-    for m in MODELS:
-        lo, hi = bootstrap_ci(means[m], resamples, seed)
-        out[m] = {
-            "mean": statistics.fmean(means[m]),
-            "ciLow": lo,
-            "ciHigh": hi,
-            "meanLength": statistics.fmean(lengths[m]),
-            "n": len(means[m]),
+def summarize(rows: list[dict], prompt_ids: list, resamples: int, seed: int, models=MODELS) -> dict:
+    """Quality metrics from scored rows: per model mean/CI/length over the prompts every model has a score
+    for, and candidate − base (``improvement`` and its CI, win and tie rates). ``prompt_ids`` are
+    ``(split, prompt_id)`` pairs (plain ids mean the held-out split)."""
+    keys = [k if isinstance(k, tuple) else ("heldOut", k) for k in prompt_ids]
+    per = {m: per_prompt(rows, m) for m in models}
+    keys = [k for k in keys if all(k in per[m] for m in models)]
+    if not keys:
+        raise BadInput("no evaluation prompt has a score for every model: every scorer abstained")
+    out: dict = {"unscoredSamples": sum(r["score"] is None for r in rows)}
+    for m in models:
+        out[m] = summary([per[m][k] for k in keys], resamples, seed) | {
+            "meanLength": _mean_length(rows, m),
         }
-    diffs = [t - b for b, t in zip(means["base"], means["tuned"], strict=True)]
-    lo, hi = bootstrap_ci(diffs, resamples, seed + 1)
+    d = paired(per["base"], per["tuned"], keys, resamples, seed + 1)
     out["improvement"] = out["tuned"]["mean"] - out["base"]["mean"]
-    out["improvementCiLow"], out["improvementCiHigh"] = lo, hi
-    out["winRate"] = sum(d > TIE_EPS for d in diffs) / len(diffs)
-    out["tieRate"] = sum(abs(d) <= TIE_EPS for d in diffs) / len(diffs)
+    out["improvementCiLow"], out["improvementCiHigh"] = d["ciLow"], d["ciHigh"]
+    out["winRate"], out["tieRate"] = d["winRate"], d["tieRate"]
     return out
+
+
+def _mean_length(rows: list[dict], model: str) -> float:
+    lengths = [len(r["text"]) for r in rows if r["model"] == model]
+    return sum(lengths) / len(lengths) if lengths else float("nan")
+
+
+def _plans(params: dict, store: Store) -> tuple[ScoringPlan, ScoringPlan | None]:
+    """(training plan, independent plan or None when the evaluation reuses the training scorers)."""
+    problems = [
+        f"params.scoring.scorers.{i}.type: {s.get('type')!r} compares with references, which training never has"
+        for i, s in enumerate(params["scoring"].get("scorers", []))
+        if needs_reference(s.get("type"), s.get("params") or {})
+    ]
+    ev = params.get("evaluation")
+    if ev is not None:
+        if ev["reuseTrainingScorers"] == bool(ev.get("scorers")):
+            problems.append(
+                "params.evaluation: set either scorers or reuseTrainingScorers: true (the explicit choice to "
+                "judge the round by its own training reward)"
+            )
+    if problems:
+        raise InvalidSpec(problems)
+    training = ScoringPlan.from_params(params["scoring"], path="params.scoring", store=store)
+    if ev is None or ev["reuseTrainingScorers"]:
+        return training, None
+    try:
+        own = {"scorers": ev["scorers"], "tasks": ev.get("tasks") or {}}
+        return training, ScoringPlan.from_params(own, path="params.evaluation", store=store)
+    except BaseException:
+        training.close()
+        raise
 
 
 def run(spec: dict, store: Store) -> dict:
     started = time.time()
-    # The plan may hold worker processes (sql) and models (reward-model): close them whatever happens.
-    with ScoringPlan.from_params(spec["params"]["scoring"], path="params.scoring", store=store) as plan:
-        return _evaluate(spec, store, plan, started)
+    # The plans may hold worker processes (sql) and models (reward-model): close them whatever happens.
+    training, own = _plans(spec["params"], store)
+    with training:
+        if own is None:
+            return _evaluate(spec, store, training, training, started)
+        with own:
+            return _evaluate(spec, store, own, training, started)
 
 
-def _evaluate(spec: dict, store: Store, plan: ScoringPlan, started: float) -> dict:
-    params = spec["params"]
-    prompts = [p for f in expand(store, spec["inputs"]["prompts"]) for p in read_prepared(store, f)]
+def _prompts(store: Store, inputs: dict) -> list[dict]:
+    prompts = [p | {"split": "heldOut"} for f in expand(store, inputs["prompts"]) for p in read_prepared(store, f)]
+    if "benchmark" in inputs:
+        prompts += [p | {"split": "benchmark"} for p in read_prepared(store, inputs["benchmark"])]
     if not prompts:
-        raise BadInput(f"{spec['inputs']['prompts']}: no held-out prompts")
-    dirs = {m: local_model_dir(store, spec["inputs"][m]) for m in MODELS}
+        raise BadInput(f"{inputs['prompts']}: no held-out prompts")
+    return prompts
+
+
+def _models(store: Store, inputs: dict) -> tuple[dict, dict, dict]:
+    """(model -> local dir, model -> rev, notes): the promoted model is dropped when it is base or candidate."""
+    dirs = {m: local_model_dir(store, inputs[m]) for m in MODELS}
     revs = {m: model_rev(d) for m, d in dirs.items()}
+    notes: dict = {}
+    if "promoted" in inputs:
+        d = local_model_dir(store, inputs["promoted"])
+        rev = model_rev(d)
+        same = next((m for m in MODELS if revs[m] == rev), None)
+        notes = {"uri": inputs["promoted"], "rev": rev, "sameAs": same, "compared": same is None}
+        if same is None:
+            dirs["promoted"], revs["promoted"] = d, rev
+    return dirs, revs, notes
+
+
+def _kl(dirs: dict, prompts: list[dict], rows: list[dict]) -> float | None:
+    """Mean per-token KL(candidate || base) on the candidate's own answers to the held-out prompts."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..models.drift import kl_to_base
+
+    by_id = {p["prompt_id"]: p for p in prompts if p["split"] == "heldOut"}
+    pairs = [
+        {"prompt": by_id[r["prompt_id"]]["messages"], "chosen": [{"role": "assistant", "content": r["text"]}]}
+        for r in rows
+        if r["model"] == "tuned" and r["split"] == "heldOut" and r["sample_id"] == 0 and r["text"].strip()
+    ]
+    if not pairs:
+        return None
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tokenizer = AutoTokenizer.from_pretrained(dirs["tuned"])
+    tuned = AutoModelForCausalLM.from_pretrained(dirs["tuned"], dtype=torch.float32).to(device).eval()
+    base = AutoModelForCausalLM.from_pretrained(dirs["base"], dtype=torch.float32).to(device).eval()
+    try:
+        return kl_to_base(tuned, base, tokenizer, pairs, device)
+    finally:
+        del tuned, base
+        if device == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _breakdown(rows: list[dict], keys: list, key_of, resamples: int, seed: int) -> dict:
+    """Candidate − base per group of prompts (task or split)."""
+    base, tuned = per_prompt(rows, "base"), per_prompt(rows, "tuned")
+    groups: dict[str, list] = {}
+    for k in keys:
+        groups.setdefault(key_of(k), []).append(k)
+    return {g: paired(base, tuned, ks, resamples, seed + 7) for g, ks in sorted(groups.items())}
+
+
+def _evaluate(spec: dict, store: Store, quality: ScoringPlan, reward: ScoringPlan, started: float) -> dict:
+    params, inputs = spec["params"], spec["inputs"]
+    independent = quality is not reward
+    prompts = _prompts(store, inputs)
+    dirs, revs, promoted = _models(store, inputs)
+    models = tuple(dirs)
 
     rows: list[dict] = []
-    for i, m in enumerate(MODELS, start=1):
+    for i, m in enumerate(models, start=1):
         generated = _generate(m, dirs[m], prompts, params)
-        _score(plan, prompts, generated)
+        _score(quality, prompts, generated, "score", "scores")
+        if independent:
+            _score(reward, prompts, generated, "reward", "rewards")
+        else:
+            for r in generated:
+                r |= {"reward": r["score"], "rewards": r["scores"]}
         rows += generated
-        progress(STAGE, i, len(MODELS), model=m)
+        progress(STAGE, i, len(models) + 1, model=m)
 
-    resamples = params.get("bootstrap", 1000)
-    metrics = summarize(rows, [p["prompt_id"] for p in prompts], resamples, params["seed"])
+    resamples, seed = params.get("bootstrap", 1000), params["seed"]
+    keys = [(p["split"], p["prompt_id"]) for p in prompts]
+    metrics = summarize(rows, keys, resamples, seed)
     metrics["modelRevs"] = revs
+    metrics["evaluationScorers"] = "evaluation" if independent else "training"
+    metrics["scorerNames"] = {"evaluation": quality.names, "training": reward.names}
+    base_q, tuned_q = per_prompt(rows, "base"), per_prompt(rows, "tuned")
+    scored = [k for k in keys if k in base_q and k in tuned_q]
+    task_of = {(p["split"], p["prompt_id"]): p.get("task") or NO_TASK for p in prompts}
+    metrics["tasks"] = _breakdown(rows, scored, task_of.__getitem__, resamples, seed)
+    metrics["splits"] = _breakdown(rows, scored, lambda k: k[0], resamples, seed)
+    quality_change = paired(base_q, tuned_q, scored, resamples, seed + 1)
+    reward_change = paired(
+        per_prompt(rows, "base", "reward"), per_prompt(rows, "tuned", "reward"), keys, resamples, seed + 2
+    )
+    metrics["reward"] = reward_change
+    if promoted:
+        vs = paired(per_prompt(rows, "promoted"), tuned_q, keys, resamples, seed + 3) if promoted["compared"] else {}
+        if promoted["compared"]:
+            metrics["promoted"] = summary(list(per_prompt(rows, "promoted").values()), resamples, seed)
+        metrics["vsPromoted"] = promoted | vs
+    metrics["drift"] = drift(rows, models)
+    tolerance = (params.get("gate") or {}).get("flatTolerance", 0.01)
+    metrics["rewardHacking"] = reward_hacking(reward_change, quality_change, tolerance, independent)
+    metrics["klToBase"] = _kl(dirs, prompts, rows)
+    if params.get("gate"):
+        metrics["gate"] = gate_verdict(metrics, params["gate"])
+    progress(STAGE, len(models) + 1, len(models) + 1)
+
     workdir = Path(tempfile.mkdtemp(prefix="tao-evaluate-"))
     try:
         write_jsonl(workdir / "eval.jsonl", rows)
-        report = render_report(spec, metrics, rows, prompts, plan.names)
+        report = render_report(spec, metrics, rows, prompts, quality.names)
         (workdir / "report.md").write_text(report, encoding="utf-8")
         (workdir / SCORES_PLOT).parent.mkdir(parents=True, exist_ok=True)
         (workdir / SCORES_PLOT).write_text(scores_svg(rows), encoding="utf-8")
