@@ -1,12 +1,14 @@
-# syntax=docker/dockerfile:1
 # The generate stage's image: vLLM (GPU) for sampling; the transformers engine stays available as a fallback.
 #
 # Build from the repository root:   docker build -f k8s/images/generate.Dockerfile -t tao-generate:<version> .
 # It has not been built where it was written (no Docker engine there); its pins were checked to resolve to
 # binary wheels for CPython 3.12 on manylinux x86_64 (pip install --dry-run), and jobs/tests/test_images.py
-# checks its shape. vLLM pins torch exactly and caps transformers: requirements-generate.txt follows it, so
+# checks its shape.
+# BASE: the Python base image (default the public one); scripts/k8s/build-images.sh passes a local equivalent
+# built from Debian packages where Docker Hub cannot be reached. vLLM pins torch exactly and caps transformers: requirements-generate.txt follows it, so
 # this image's torch / transformers differ from the train image's (the images are pinned independently).
-FROM python:3.12-slim-bookworm
+ARG BASE
+FROM ${BASE:-python:3.12-slim-bookworm}
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

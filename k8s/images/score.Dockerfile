@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The score stage's image: reward models through transformers, the LLM judge client (standard library HTTP to an
 # OpenAI-compatible endpoint), the SQL verifier (sqlglot + sqlite3); vLLM's pooling runner optionally.
 #
@@ -8,7 +7,10 @@
 # It has not been built where it was written (no Docker engine there); its pins were checked to resolve to
 # binary wheels for CPython 3.12 on manylinux x86_64 (pip install --dry-run, with the vLLM layer), and
 # jobs/tests/test_images.py checks its shape.
-FROM python:3.12-slim-bookworm
+# BASE: the Python base image (default the public one); scripts/k8s/build-images.sh passes a local equivalent
+# built from Debian packages where Docker Hub cannot be reached.
+ARG BASE
+FROM ${BASE:-python:3.12-slim-bookworm}
 
 ARG WITH_VLLM=0
 
