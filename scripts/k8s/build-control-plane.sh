@@ -31,6 +31,18 @@ done
 
 command -v go >/dev/null || { log "go not found (Go >= 1.25 is needed)"; exit 1; }
 
+# One build at a time: concurrent test runs (each global setup calls this) would share the scratch dirs and
+# move each other's outputs. The second waits, then finds the cache complete.
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/.build-control-plane.lock"
+flock 9
+for v in $K8S_VERSIONS; do
+  if [[ -f "$CACHE_ROOT/$v/bin/.complete" ]]; then
+    echo "$CACHE_ROOT/$v/bin"
+    exit 0
+  fi
+done
+
 build_kubernetes() { # <version> <bin dir> <scratch dir>
   local v="$1" bin="$2" src="$3"
   local major="${v%%.*}" rest="${v#*.}"
