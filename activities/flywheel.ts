@@ -5,6 +5,7 @@
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { createHash } from 'node:crypto';
+import { FailureType } from '../common/errors.js';
 import type { FlywheelSpec } from '../common/flywheel-spec.js';
 import type { CollectResult, FlywheelState } from '../common/types.js';
 import { joinUri, resolveUri, StoreError, type ArtifactStore } from './artifacts/store.js';
@@ -88,7 +89,7 @@ export function createFlywheelActivities(deps: FlywheelDeps) {
       listing = await store.list(source);
     } catch (e) {
       if (e instanceof StoreError && e.code !== 'Unavailable') {
-        throw ApplicationFailure.nonRetryable(`source.uri ${source}: ${e.message}`, 'InvalidFlywheelSpec');
+        throw ApplicationFailure.nonRetryable(`source.uri ${source}: ${e.message}`, FailureType.InvalidFlywheelSpec);
       }
       throw e;
     }

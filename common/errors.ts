@@ -13,6 +13,10 @@
  * | InvalidImage        | the stage image cannot be pulled (past its grace period) | non-retryable; fix the image/registry |
  * | StageUnschedulable  | Pending past the pending timeout (scheduler's reason)   | non-retryable; the operator decides  |
  * | StageDeadlineExceeded | the Job ran past its activeDeadlineSeconds            | non-retryable; raise the deadline    |
+ * | RoundAborted        | an operator sent `abort` (the round's running jobs are cancelled) | nobody: the round ends |
+ * | InvalidOperatorAction | a decision the round cannot carry out (e.g. a required stage skipped) | the operator; never retried |
+ * | NothingToTrainOn    | every generate/score shard was skipped                  | the operator; fix the shards, rerun  |
+ * | InvalidFlywheelSpec | the flywheel spec or its log source is invalid          | the user fixes the spec; never retried |
  * | GateFailed          | not an error: recorded in the result when tuned ≤ base  | the round completes unpromoted       |
  */
 export const FailureType = {
@@ -25,6 +29,10 @@ export const FailureType = {
   InvalidImage: 'InvalidImage',
   StageUnschedulable: 'StageUnschedulable',
   StageDeadlineExceeded: 'StageDeadlineExceeded',
+  RoundAborted: 'RoundAborted',
+  InvalidOperatorAction: 'InvalidOperatorAction',
+  NothingToTrainOn: 'NothingToTrainOn',
+  InvalidFlywheelSpec: 'InvalidFlywheelSpec',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

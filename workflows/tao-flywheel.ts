@@ -14,12 +14,14 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { roundWorkflowId } from '../common/constants.js';
+import { FailureType } from '../common/errors.js';
 import { FlywheelSpecSchema, type FlywheelSpec, type FlywheelSpecInput } from '../common/flywheel-spec.js';
 import type { RunSpecInput } from '../common/run-spec.js';
 import type { FlywheelResult, FlywheelRoundSummary, RoundResult } from '../common/types.js';
 import { formatIssues } from '../common/validate.js';
 import { bookkeepingOptions } from './activity-options.js';
-import { registryOf, taoRound } from './tao-round.js';
+import { registryOf } from './gate.js';
+import { taoRound } from './tao-round.js';
 
 const { loadFlywheelState, commitFlywheelState, collectPrompts, readPromoted } = proxyActivities<Activities>({
   ...bookkeepingOptions,
@@ -35,7 +37,7 @@ export async function taoFlywheel(
   if (!parsed.success) {
     const errors = formatIssues(parsed.error.issues);
     throw ApplicationFailure.create({
-      type: 'InvalidFlywheelSpec',
+      type: FailureType.InvalidFlywheelSpec,
       message: `invalid flywheel spec:\n${errors.join('\n')}`,
       nonRetryable: true,
       details: errors,

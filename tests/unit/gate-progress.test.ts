@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RunSpecSchema } from '../../common/run-spec.js';
 import type { StageResult } from '../../common/types.js';
 import { ProgressTracker } from '../../workflows/progress.js';
-import { decideGate } from '../../workflows/tao-round.js';
+import { decideGate } from '../../workflows/gate.js';
 
 const spec = (gate: object) =>
   RunSpecSchema.parse({
