@@ -13,6 +13,56 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  // The layering (docs/architecture.md#layers): each role imports only the roles below it.
+  //   common ← workflows ← activities ← workers ← scripts (CLI, dev stack) ; tests and bench may import anything.
+  {
+    files: ['activities/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/workers/*', '**/scripts/*', '**/scripts/**', '**/tests/**', '**/bench/*'],
+              message: 'activities never import workers, scripts, tests or bench (docs/architecture.md#layers)',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['workers/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/scripts/*', '**/scripts/**', '**/tests/**', '**/bench/*'],
+              message: 'workers never import scripts, tests or bench (docs/architecture.md#layers)',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['scripts/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/tests/**', '**/bench/*'],
+              message: 'scripts never import tests or bench (docs/architecture.md#layers)',
+            },
+          ],
+        },
+      ],
+    },
+  },
   {
     // The workflow sandbox: deterministic code only. Node built-ins and Node-only modules must not reach it
     // (the bundle check catches transitive imports; this catches direct ones early, in the editor).
@@ -32,6 +82,8 @@ export default tseslint.config(
                 '!**/activities/index.js',
                 '**/workers/*',
                 '**/scripts/*',
+                '**/scripts/**',
+                '**/tests/**',
                 '@aws-sdk/*',
                 '@kubernetes/*',
               ],

@@ -3,7 +3,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import path from 'node:path';
 import { createActivities } from '../activities/index.js';
-import { startDevServer } from '../scripts/lib/temporal-dev.js';
+import { startDevServer } from '..//scripts/dev/temporal-dev.js';
 import { defaultDeps } from '../workers/create-worker.js';
 
 export async function benchHarness(dir: string, port: number, taskQueue: string) {

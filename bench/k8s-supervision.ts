@@ -2,7 +2,7 @@
  * Supervising many Kubernetes Jobs from one worker (issue 4, item 8): ONE `KubernetesExecutor` (one shared
  * watch on Jobs, one on pods) against a naive supervisor with one poll loop per Job (GET the Job + LIST its
  * pods every second, like the executor's first version), on the same real control plane (etcd,
- * kube-apiserver, job controller, scheduler, kwok fake GPU nodes; scripts/lib/k8s-dev.ts).
+ * kube-apiserver, job controller, scheduler, kwok fake GPU nodes; scripts/dev/k8s-dev.ts).
  *
  * Each of N lanes (default 500) runs two stages in sequence, like a round would: Job A, then Job B created as
  * soon as A's `run()` resolves. kwok keeps every pod Running for `--run-seconds` (default 30) so that the N
@@ -52,7 +52,7 @@ import { classify, DEFAULT_GRACE } from '../activities/executors/kubernetes/clas
 import { buildJob, type StageTemplate } from '../activities/executors/kubernetes/job-template.js';
 import { KubernetesExecutor } from '../activities/executors/kubernetes/kubernetes-executor.js';
 import { jobName } from '../activities/job-name.js';
-import { startK8sDev, tempK8sDir } from '../scripts/lib/k8s-dev.js';
+import { startK8sDev, tempK8sDir } from '..//scripts/dev/k8s-dev.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const VARIANTS = ['watch', 'poll'] as const;

@@ -8,11 +8,11 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import path from 'node:path';
 import type { RoundResult } from '../common/types.js';
 import { createTaoWorker } from '../workers/create-worker.js';
-import { connectClient } from './lib/client.js';
-import { follow, startRound, summarise, uiLink } from './lib/round.js';
-import { loadSpecFile } from './lib/spec-file.js';
-import { startDevServer } from './lib/temporal-dev.js';
-import { cacheDir } from './lib/tools.js';
+import { connectClient } from './cli/client.js';
+import { follow, startRound, summarise, uiLink } from './cli/round.js';
+import { loadSpecFile } from './cli/spec-file.js';
+import { startDevServer } from './dev/temporal-dev.js';
+import { cacheDir } from './dev/tools.js';
 
 // The demo shows progress bars; worker lifecycle logs would only interleave with them.
 Runtime.install({ logger: new DefaultLogger('WARN') });

@@ -18,8 +18,8 @@ import { LocalExecutor } from '../activities/executors/local.js';
 import { FLYWHEEL_WORKFLOW, ROUND_WORKFLOW } from '../common/constants.js';
 import type { RunSpecInput } from '../common/run-spec.js';
 import { progressQuery, retryStageUpdate, skipStageUpdate } from '../workflows/messages.js';
-import { startDevServer } from './lib/temporal-dev.js';
-import { venvBin } from './lib/tools.js';
+import { startDevServer } from './dev/temporal-dev.js';
+import { venvBin } from './dev/tools.js';
 
 Runtime.install({ logger: new DefaultLogger('WARN') });
 const out = path.resolve('tests/replay/histories');

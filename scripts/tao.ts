@@ -16,16 +16,16 @@ import type { JobStage } from '../common/run-spec.js';
 import { loadCodecFromEnv } from '../workers/codec.js';
 import { temporalEnv } from '../workers/config.js';
 import { abortUpdate, retryStageUpdate, skipStageUpdate } from '../workflows/messages.js';
-import { ensureSearchAttributes } from './lib/search-attributes.js';
+import { ensureSearchAttributes } from '../workers/search-attributes.js';
 import type { RoundResult } from '../common/types.js';
 import { progressQuery } from '../workflows/messages.js';
-import { connectClient } from './lib/client.js';
-import { DEFAULT_UI_ORIGINS, startCodecServer } from './lib/codec-server.js';
-import { follow, renderProgress, startRound, summarise, uiLink } from './lib/round.js';
-import { checkSchedule, createSchedule, describeSchedule, scheduleId } from './lib/schedule.js';
-import { loadSpecFile, readSpecDocument, SpecFileError } from './lib/spec-file.js';
-import { startDevServer, stopDevServer } from './lib/temporal-dev.js';
-import { cacheDir } from './lib/tools.js';
+import { connectClient } from './cli/client.js';
+import { DEFAULT_UI_ORIGINS, startCodecServer } from './cli/codec-server.js';
+import { follow, renderProgress, startRound, summarise, uiLink } from './cli/round.js';
+import { checkSchedule, createSchedule, describeSchedule, scheduleId } from './cli/schedule.js';
+import { loadSpecFile, readSpecDocument, SpecFileError } from './cli/spec-file.js';
+import { startDevServer, stopDevServer } from './dev/temporal-dev.js';
+import { cacheDir } from './dev/tools.js';
 
 const program = new Command('tao').description('TAO rounds on Temporal').showHelpAfterError();
 
@@ -310,7 +310,7 @@ program
   .action(async (file: string, o: { workflowId?: string }) => {
     try {
       const { spec } = loadSpecFile(file);
-      const { renderRound } = await import('./lib/render.js');
+      const { renderRound } = await import('./cli/render.js');
       const { stageTemplatesFromEnv } = await import('../workers/stage-templates.js');
       process.stdout.write(renderRound(spec, stageTemplatesFromEnv(), o.workflowId));
     } catch (e) {

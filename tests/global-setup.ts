@@ -1,16 +1,16 @@
 /**
  * Starts the real components once per test run: a Temporal dev server (with the Web UI), a SeaweedFS S3
- * server and a Kubernetes control plane with fake GPU nodes (scripts/lib/k8s-dev.ts), on fixed loopback ports
+ * server and a Kubernetes control plane with fake GPU nodes (scripts/dev/k8s-dev.ts), on fixed loopback ports
  * distinct from `tao dev`'s, and makes sure the Python venv exists.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { portOpen, waitUntil } from '../scripts/lib/processes.js';
-import { startK8sDev, type K8sDev } from '../scripts/lib/k8s-dev.js';
-import { startS3Dev, type S3Dev } from '../scripts/lib/s3-dev.js';
-import { startDevServer, stopDevServer, type DevServer } from '../scripts/lib/temporal-dev.js';
-import { venvBin } from '../scripts/lib/tools.js';
+import { portOpen, waitUntil } from '..//scripts/dev/processes.js';
+import { startK8sDev, type K8sDev } from '..//scripts/dev/k8s-dev.js';
+import { startS3Dev, type S3Dev } from '..//scripts/dev/s3-dev.js';
+import { startDevServer, stopDevServer, type DevServer } from '..//scripts/dev/temporal-dev.js';
+import { venvBin } from '..//scripts/dev/tools.js';
 
 export const TEST_ROOT = path.resolve('test-output');
 

@@ -1,6 +1,6 @@
 /** `tao worker`: runs a worker until SIGINT/SIGTERM (the SDK's shutdown signals), then drains. */
 import { Connection } from '@temporalio/client';
-import { ensureSearchAttributes } from '../scripts/lib/search-attributes.js';
+import { ensureSearchAttributes } from './search-attributes.js';
 import { temporalEnv } from './config.js';
 import { createTaoWorker } from './create-worker.js';
 

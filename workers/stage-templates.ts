@@ -11,13 +11,10 @@
  *   TAO_STAGE_BACKOFF_LIMIT, TAO_STAGE_ACTIVE_DEADLINE_SECONDS, TAO_STAGE_TTL_SECONDS   Job retry and backstops
  *   TAO_STAGE_MAX_RESTARTS, TAO_STAGE_RENDEZVOUS_TIMEOUT_SECONDS, TAO_STAGE_CLUSTER_DOMAIN   multi-node train
  */
-import { STAGES, type JobStage } from '../common/run-spec.js';
-import type { StageTemplate } from '../activities/executors/kubernetes/job-template.js';
+import { STAGES } from '../common/run-spec.js';
+import type { KubernetesStageConfig } from '../activities/executors/kubernetes/job-template.js';
 
-export interface KubernetesStageConfig {
-  namespace: string;
-  templates: { default: StageTemplate } & Partial<Record<JobStage, Partial<StageTemplate>>>;
-}
+export type { KubernetesStageConfig };
 
 function json<T>(env: NodeJS.ProcessEnv, name: string, check: (v: unknown) => boolean, what: string): T | undefined {
   const raw = env[name];

@@ -1,5 +1,5 @@
 /**
- * Smoke check of the Docker-free Kubernetes dev control plane (scripts/lib/k8s-dev.ts): starts it in a temp
+ * Smoke check of the Docker-free Kubernetes dev control plane (scripts/dev/k8s-dev.ts): starts it in a temp
  * dir and checks, for real, that
  *   (a) a batch/v1 Job requesting nvidia.com/gpu: 1 runs to Complete (job controller + scheduler + kwok);
  *   (b) a Job requesting nvidia.com/gpu: 100 stays Pending, its pod PodScheduled=False/Unschedulable with a
@@ -24,7 +24,7 @@ import {
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { waitUntil } from '../lib/processes.js';
+import { waitUntil } from '../dev/processes.js';
 import {
   GPU_NODE_LABEL,
   KWOK_FAIL_ANNOTATIONS,
@@ -32,7 +32,7 @@ import {
   RESTRICTED_USER,
   startK8sDev,
   tempK8sDir,
-} from '../lib/k8s-dev.js';
+} from '../dev/k8s-dev.js';
 
 const { values } = parseArgs({
   options: { 'base-port': { type: 'string', default: '26400' }, keep: { type: 'boolean', default: false } },

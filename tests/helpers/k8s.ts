@@ -2,7 +2,7 @@
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, inject } from 'vitest';
-import { kubeconfigYaml, RESTRICTED_USER } from '../../scripts/lib/k8s-dev.js';
+import { kubeconfigYaml, RESTRICTED_USER } from '../..//scripts/dev/k8s-dev.js';
 
 /** Admin (system:masters) KubeConfig. */
 export function adminKubeConfig(): KubeConfig {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RoundResult } from '../../common/types.js';
-import { venvBin } from '../../scripts/lib/tools.js';
+import { venvBin } from '../..//scripts/dev/tools.js';
 import { fileRoot } from '../helpers/env.js';
 import { scripted } from '../helpers/scripted.js';
 import { roundSpec } from '../helpers/specs.js';

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUND_WORKFLOW } from '../../common/constants.js';
 import type { RoundResult } from '../../common/types.js';
-import { startCodecServer, type CodecServer } from '../../scripts/lib/codec-server.js';
+import { startCodecServer, type CodecServer } from '../..//scripts/cli/codec-server.js';
 import { dataConverterFromEnv, ENCODING, generateKey, loadCodecFromEnv, METADATA_KEY_ID } from '../../workers/codec.js';
 import { fileRoot } from '../helpers/env.js';
 import { scripted } from '../helpers/scripted.js';

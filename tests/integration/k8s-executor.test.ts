@@ -24,7 +24,7 @@ import type { JobProgress, StageJob } from '../../activities/executors/executor.
 import type { StageTemplate } from '../../activities/executors/kubernetes/job-template.js';
 import { KubernetesExecutor } from '../../activities/executors/kubernetes/kubernetes-executor.js';
 import { jobName } from '../../activities/job-name.js';
-import { kubeconfigYaml, KWOK_FAIL_ANNOTATIONS, KWOK_FAIL_LABEL } from '../../scripts/lib/k8s-dev.js';
+import { kubeconfigYaml, KWOK_FAIL_ANNOTATIONS, KWOK_FAIL_LABEL } from '../..//scripts/dev/k8s-dev.js';
 import { fileRoot } from '../helpers/env.js';
 import { adminKubeConfig, testNamespace } from '../helpers/k8s.js';
 

@@ -17,8 +17,8 @@ import {
   type StageTemplate,
 } from '../../activities/executors/kubernetes/job-template.js';
 import { jobName } from '../../activities/job-name.js';
-import { waitUntil } from '../../scripts/lib/processes.js';
-import { GPU_NODE_LABEL } from '../../scripts/lib/k8s-dev.js';
+import { waitUntil } from '../..//scripts/dev/processes.js';
+import { GPU_NODE_LABEL } from '../..//scripts/dev/k8s-dev.js';
 import { adminKubeConfig, testNamespace } from '../helpers/k8s.js';
 
 let kc: KubeConfig;

@@ -1,5 +1,5 @@
 /**
- * The local node harness (scripts/lib/k8s-local-node.ts) against the shared control plane: pods scheduled on
+ * The local node harness (tests/helpers/k8s-local-node.ts) against the shared control plane: pods scheduled on
  * it really run as local processes, through the real scheduler and job controller, and their logs come back
  * through the apiserver from the harness's /containerLogs endpoint.
  */
@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { startLocalNode, type LocalNode } from '../../scripts/lib/k8s-local-node.js';
+import { startLocalNode, type LocalNode } from '../helpers/k8s-local-node.js';
 import { adminKubeConfig } from '../helpers/k8s.js';
 import { alive } from '../helpers/process.js';
 

@@ -22,7 +22,7 @@ import type { StageJob } from '../../activities/executors/executor.js';
 import { buildJob } from '../../activities/executors/kubernetes/job-template.js';
 import { reapJobs, ReapError, type ReapEntry, type ReapReport } from '../../activities/executors/kubernetes/reaper.js';
 import { jobName } from '../../activities/job-name.js';
-import { RESTRICTED_USER } from '../../scripts/lib/k8s-dev.js';
+import { RESTRICTED_USER } from '../..//scripts/dev/k8s-dev.js';
 import { adminKubeConfig, tokenKubeConfig } from '../helpers/k8s.js';
 import { uniqueQueue } from '../helpers/temporal.js';
 

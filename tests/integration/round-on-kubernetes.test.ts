@@ -2,7 +2,7 @@
  * Whole rounds on Kubernetes: the round workflow on the real Temporal dev server, a worker with the
  * kubernetes executor acting with the worker ServiceAccount's own token (the Role from k8s/base, so these
  * tests also prove the Role is enough), the real job controller and scheduler of tests/global-setup.ts, and
- * a local node (scripts/lib/k8s-local-node.ts) that really executes the stage containers as local processes:
+ * a local node (tests/helpers/k8s-local-node.ts) that really executes the stage containers as local processes:
  * the scripted stand-in jobs (fast, scriptable failures) or the real tao_jobs package.
  */
 import { BatchV1Api, CoreV1Api, type KubeConfig, type V1Job } from '@kubernetes/client-node';
@@ -15,7 +15,7 @@ import { labelValue } from '../../activities/executors/kubernetes/job-template.j
 import { ROUND_WORKFLOW } from '../../common/constants.js';
 import type { RunSpecInput } from '../../common/run-spec.js';
 import type { RoundProgress, RoundResult } from '../../common/types.js';
-import { startLocalNode, type LocalNode } from '../../scripts/lib/k8s-local-node.js';
+import { startLocalNode, type LocalNode } from '../helpers/k8s-local-node.js';
 import { abortUpdate, progressQuery } from '../../workflows/messages.js';
 import { JOBS_SRC } from '../../workers/config.js';
 import { defaultDeps, kubernetesExecutorFromEnv } from '../../workers/create-worker.js';

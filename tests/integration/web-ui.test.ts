@@ -12,7 +12,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ROUND_WORKFLOW } from '../../common/constants.js';
 import type { RoundResult } from '../../common/types.js';
-import { createSchedule, scheduleId } from '../../scripts/lib/schedule.js';
+import { createSchedule, scheduleId } from '../..//scripts/cli/schedule.js';
 import { progressQuery } from '../../workflows/messages.js';
 import { fileRoot } from '../helpers/env.js';
 import { scripted } from '../helpers/scripted.js';

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { payloadFromJson, payloadToJson } from '../../scripts/lib/codec-server.js';
+import { payloadFromJson, payloadToJson } from '../..//scripts/cli/codec-server.js';
 import {
   AesGcmCodec,
   dataConverterFromEnv,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { validateRunSpec } from '../../common/validate.js';
-import { renderRound } from '../../scripts/lib/render.js';
+import { renderRound } from '../..//scripts/cli/render.js';
 import { stageTemplatesFromEnv } from '../../workers/stage-templates.js';
 
 const spec = () => {

@@ -66,6 +66,15 @@ export interface StageTemplate {
   clusterDomain?: string;
 }
 
+/** Per-stage templates: a default and optional per-stage overrides. */
+export type StageTemplates = { default: StageTemplate } & Partial<Record<JobStage, Partial<StageTemplate>>>;
+
+/** Where and how the Kubernetes executor runs stage Jobs (the worker builds it from its environment). */
+export interface KubernetesStageConfig {
+  namespace: string;
+  templates: StageTemplates;
+}
+
 export interface JobIdentity {
   namespace: string;
   workflowId: string;
@@ -363,9 +372,6 @@ export function withOwner(service: V1Service, job: V1Job): V1Service {
 }
 
 /** The template for a stage: its own entry, else the default. */
-export function templateFor(
-  templates: { default: StageTemplate } & Partial<Record<JobStage, Partial<StageTemplate>>>,
-  stage: JobStage,
-): StageTemplate {
+export function templateFor(templates: StageTemplates, stage: JobStage): StageTemplate {
   return { ...templates.default, ...templates[stage] };
 }

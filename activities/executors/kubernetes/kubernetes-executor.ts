@@ -35,11 +35,11 @@ import {
   templateFor,
   withOwner,
   type JobIdentity,
+  type KubernetesStageConfig,
   type StageTemplate,
 } from './job-template.js';
 import { JobWatcher } from './job-watcher.js';
 import { PodLogs } from './pod-logs.js';
-import type { KubernetesStageConfig } from '../../../workers/stage-templates.js';
 
 /** More failed generations than this means something is wrong beyond retrying. */
 const MAX_GENERATIONS = 50;

@@ -11,7 +11,7 @@ import { buildJob, buildService, templateFor } from '../../activities/executors/
 import { jobName } from '../../activities/job-name.js';
 import { roundWorkflowId } from '../../common/constants.js';
 import type { JobStage, RunSpec } from '../../common/run-spec.js';
-import type { KubernetesStageConfig } from '../../workers/stage-templates.js';
+import type { KubernetesStageConfig } from '../../activities/executors/kubernetes/job-template.js';
 
 export function renderRound(
   spec: RunSpec,

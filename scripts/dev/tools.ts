@@ -3,7 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT } from '../../workers/config.js';
+import { fileURLToPath } from 'node:url';
+
+/** The repository checkout these scripts belong to. */
+export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export function cacheDir(): string {
   return process.env.TAO_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'tao');

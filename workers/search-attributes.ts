@@ -4,7 +4,7 @@
  */
 import type { Connection } from '@temporalio/client';
 import proto from '@temporalio/proto'; // CommonJS: no named ESM exports
-import { SEARCH_ATTRIBUTE_TYPES } from '../../common/search-attributes.js';
+import { SEARCH_ATTRIBUTE_TYPES } from '../common/search-attributes.js';
 
 const { IndexedValueType } = proto.temporal.api.enums.v1;
 

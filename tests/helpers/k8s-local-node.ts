@@ -1,5 +1,5 @@
 /**
- * A "local node" for tests: plays the kubelet for ONE node of the local control plane (scripts/lib/k8s-dev.ts)
+ * A "local node" for tests: plays the kubelet for ONE node of the local control plane (scripts/dev/k8s-dev.ts)
  * so that pods scheduled there really run, as local processes of this machine. kwok only moves pods through
  * their phases; with this node a pipeline of Jobs goes through the real job controller and scheduler AND runs
  * its container commands for real.
