@@ -1,5 +1,7 @@
-"""``judge``: through a real OpenAI-compatible HTTP server on a loopback port (http.server in a thread)
-returning structured verdicts, garbage and errors."""
+"""``judge`` against a hand-written stand-in server (``FakeJudge``: http.server on a loopback port) that
+returns scripted verdicts, garbage, errors and delays: the failure cases a real model server cannot be made
+to produce on demand. The same scorer against a real server (``transformers serve`` running a tiny judge
+model) is tested in test_judge_real_server.py."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -108,6 +111,11 @@ def pointwise_verdicts(body: dict, n: int) -> tuple[int, object]:
     return 200, completion(json.dumps({"score": int(digit.group(0)), "reason": f"rated {digit.group(0)}"}))
 
 
+def counts(scorer: JudgeScorer) -> dict:
+    """The scorer's counters without the in-flight peak (timing-dependent)."""
+    return {k: v for k, v in scorer.stats().items() if k != "peakInFlight"}
+
+
 def judge(endpoint: str, **params) -> JudgeScorer:
     return JudgeScorer({"endpoint": endpoint, "model": "judge-test", "backoffS": 0.01} | params)
 
@@ -127,7 +135,7 @@ def test_pointwise_structured_verdicts(serve, monkeypatch):
     assert "Rubric: Be warm." in body["messages"][0]["content"]
     assert "[user]\nWrite a greeting." in user_text(body)
     assert all(h["Authorization"] == "Bearer sekret" for h in server.headers)
-    assert scorer.stats() == {"requests": 3, "retries": 0, "verdicts": 3, "unparseable": 0, "abstained": 0}
+    assert counts(scorer) == {"requests": 3, "retries": 0, "verdicts": 3, "unparseable": 0, "abstained": 0}
 
 
 def test_unparseable_verdicts_are_counted_and_abstain(serve):
@@ -140,7 +148,7 @@ def test_unparseable_verdicts_are_counted_and_abstain(serve):
     assert results[2][1]["raw"] == '{"score": 11, "reason": "off the scale"}'
     assert results[3][1] == {"error": "unparseable verdict", "raw": ""}
     assert server.requests[0]["response_format"] == {"type": "json_object"}
-    assert scorer.stats() == {"requests": 4, "retries": 0, "verdicts": 1, "unparseable": 3, "abstained": 3}
+    assert counts(scorer) == {"requests": 4, "retries": 0, "verdicts": 1, "unparseable": 3, "abstained": 3}
 
 
 def test_plan_leaves_abstained_judge_scores_out_of_the_combination(serve):
@@ -168,7 +176,7 @@ def test_500s_are_retried_and_counted(serve):
     server = serve(lambda body, n: (500, {"error": "overloaded"}) if n <= 2 else pointwise_verdicts(body, n))
     scorer = judge(server.endpoint, retries=3)
     assert scorer.score_group(P, ["good 10"]) == [(1.0, {"verdict": 10, "reason": "rated 10"})]
-    assert scorer.stats() == {"requests": 3, "retries": 2, "verdicts": 1, "unparseable": 0, "abstained": 0}
+    assert counts(scorer) == {"requests": 3, "retries": 2, "verdicts": 1, "unparseable": 0, "abstained": 0}
 
 
 def test_429_is_retried(serve):
@@ -264,7 +272,7 @@ def test_pairwise_unparseable_verdicts_are_excluded(serve):
     results = scorer.score_group(P, ["x", "y", "z"])
     assert [s for s, _ in results] == [1.0, 0.5, 0.0]
     assert results[0][1] == {"wins": 2, "losses": 0, "ties": 0, "judgments": 2, "unparseable": 2}
-    assert scorer.stats() == {"requests": 6, "retries": 0, "verdicts": 4, "unparseable": 2, "abstained": 0}
+    assert counts(scorer) == {"requests": 6, "retries": 0, "verdicts": 4, "unparseable": 2, "abstained": 0}
 
 
 def test_pairwise_identical_texts_tie_without_asking_and_single_samples_abstain(serve):
@@ -290,7 +298,7 @@ def test_bad_params(monkeypatch):
     assert e.value.problems == [
         "endpoint: must be an http(s) URL like http://host:port/v1, got 'localhost:8000'",
         "model: required, the model name to send",
-        "mode: must be one of 'pointwise', 'pairwise', got 'listwise'",
+        "mode: must be one of 'pointwise', 'pairwise', 'group', got 'listwise'",
         "apiKeyEnv: environment variable TAO_TEST_UNSET_KEY is not set",
         "retries: must be an integer >= 0, got -1",
     ]
@@ -298,3 +306,140 @@ def test_bad_params(monkeypatch):
         ScoringPlan.from_params({"scorers": [{"name": "j", "type": "judge", "params": {"endpoint": "http://h/v1"}}]})
     explicit = JudgeScorer({"endpoint": "https://api.example.com/v1/chat/completions/", "model": "m"})
     assert explicit.url == "https://api.example.com/v1/chat/completions"
+
+
+GROUP_RE = re.compile(r"\[Response (\d+)\]\n")
+
+
+def test_fake_server_sees_concurrency_across_prompt_groups(serve):
+    """8 prompts of 1 sample each, concurrency 8: all 8 requests are in flight together (a per-group pool
+    would send them one at a time). The stand-in server holds each request until 8 are waiting (or 5 s)."""
+    arrived = threading.Semaphore(0)
+    state = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+
+    def behave(body, n):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        arrived.release()
+        deadline = time.time() + 5
+        while time.time() < deadline and state["peak"] < 8:
+            time.sleep(0.01)
+        with lock:
+            state["now"] -= 1
+        return pointwise_verdicts(body, n)
+
+    server = serve(behave)
+    scorer = judge(server.endpoint, concurrency=8)
+    groups = [(P | {"prompt_id": f"p{i}"}, [f"answer {i + 1}"]) for i in range(8)]
+    done = []
+    t0 = time.time()
+    results = scorer.score_groups(groups, on_done=done.append)
+    assert time.time() - t0 < 4, "requests of different groups were not in flight together"
+    assert state["peak"] == 8 and scorer.stats()["peakInFlight"] == 8
+    assert [r[0][0] for r in results] == [pytest.approx(i / 9) for i in range(8)]  # each group its own verdict
+    assert done == list(range(8))
+    # Through the plan (what the score stage calls): the same requests, the same results.
+    plan = ScoringPlan.from_params(
+        {"scorers": [{"name": "j", "type": "judge", "params": {"endpoint": server.endpoint, "model": "m"}}]}
+    )
+    rows = plan.score_groups(groups)
+    assert [r[0]["scores"]["j"] for r in rows] == [r[0][0] for r in results]
+
+
+def group_verdicts(short_first: bool = False, garbage: bool = False):
+    """Scores each numbered response by the digit in it; ``short_first``: the first reply of a conversation
+    leaves the last score out; ``garbage``: never a usable reply."""
+
+    def behave(body: dict, n: int) -> tuple[int, object]:
+        first_user = body["messages"][1]["content"]
+        texts = re.split(r"\n\n\[Response \d+\]\n", first_user)[1:]
+        scores = [int(re.search(r"\d+", t).group(0)) for t in texts]
+        if garbage:
+            return 200, completion("they are all fine")
+        if short_first and len(body["messages"]) == 2:
+            scores = scores[:-1]
+        return 200, completion(json.dumps({"scores": scores, "reason": "by digit"}))
+
+    return behave
+
+
+def test_fake_server_group_mode_scores_all_samples_in_one_request(serve):
+    server = serve(group_verdicts())
+    scorer = judge(server.endpoint, mode="group")
+    results = scorer.score_group(P, ["a 10", "b 0", "c 5"])
+    assert [s for s, _ in results] == [1.0, 0.0, 0.5]
+    assert results[0][1] == {"verdict": 10, "reason": "by digit", "attempts": 1}
+    assert len(server.requests) == 1
+    body = server.requests[0]
+    assert GROUP_RE.findall(user_text(body)) == ["1", "2", "3"]
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["scores"]["minItems"] == schema["properties"]["scores"]["maxItems"] == 3
+    assert "3 candidate final responses" in body["messages"][0]["content"]
+    assert counts(scorer) == {
+        "requests": 1,
+        "retries": 0,
+        "verdicts": 1,
+        "unparseable": 0,
+        "abstained": 0,
+        "countRetries": 0,
+        "wrongCount": 0,
+    }
+
+
+def test_fake_server_group_mode_corrects_a_wrong_count_in_the_conversation(serve):
+    server = serve(group_verdicts(short_first=True))
+    scorer = judge(server.endpoint, mode="group")
+    results = scorer.score_group(P, ["a 10", "b 0", "c 5", "d 1"])
+    assert [s for s, _ in results] == [1.0, 0.0, 0.5, 0.1]
+    assert all(d["attempts"] == 2 for _, d in results)
+    retry = server.requests[1]["messages"]
+    assert [m["role"] for m in retry] == ["system", "user", "assistant", "user"]
+    assert json.loads(retry[2]["content"])["scores"] == [10, 0, 5]
+    assert retry[3]["content"].startswith("Your reply got 3 scores for 4 responses.")
+    assert counts(scorer)["countRetries"] == 1 and counts(scorer)["wrongCount"] == 1
+
+
+def test_fake_server_group_mode_abstains_after_count_retries(serve):
+    server = serve(group_verdicts(garbage=True))
+    scorer = judge(server.endpoint, mode="group", countRetries=1)
+    results = scorer.score_group(P, ["a 1", "b 2"])
+    assert [s for s, _ in results] == [None, None]
+    assert results[0][1]["error"].startswith("no usable group verdict after 2 attempt(s): is not a JSON object")
+    assert len(server.requests) == 2
+    assert counts(scorer) == {
+        "requests": 2,
+        "retries": 0,
+        "verdicts": 0,
+        "unparseable": 2,
+        "abstained": 2,
+        "countRetries": 1,
+        "wrongCount": 0,
+    }
+    with pytest.raises(ScorerParamsError, match="countRetries: only applies to mode 'group'"):
+        judge(server.endpoint, countRetries=1)
+
+
+def test_fake_server_judge_with_reference_shows_the_reference_and_abstains_without_one(serve):
+    server = serve(pointwise_verdicts)
+    plan = ScoringPlan.from_params(
+        {
+            "scorers": [
+                {"name": "r", "type": "judge-with-reference", "params": {"endpoint": server.endpoint, "model": "m"}}
+            ]
+        }
+    )
+    rows = plan.score_group(P | {"reference": "8"}, ["it is 8"])
+    assert rows[0]["scores"]["r"] == pytest.approx(7 / 9)
+    text = user_text(server.requests[0])
+    assert "[Reference answer]\n8\n\n[Response to judge]\nit is 8" in text
+    assert "agrees with the reference" in server.requests[0]["messages"][0]["content"]
+    rows = plan.score_group(P | {"reference": ["8", "eight"]}, ["it is 9"])
+    assert "[Reference answers (any one is right)]\n8\neight" in user_text(server.requests[1])
+    rows = plan.score_group(P, ["it is 8", "it is 9"])  # no reference: abstains, nothing sent
+    assert [r["combined"] for r in rows] == [None, None] and rows[0]["details"]["r"] == {"error": "no reference"}
+    assert len(server.requests) == 2
+    from tao_jobs.scorers.registry import needs_reference
+
+    assert needs_reference("judge-with-reference", {})

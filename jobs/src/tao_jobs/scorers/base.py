@@ -40,6 +40,17 @@ class Scorer(ABC):
     def score_group(self, prompt: dict, texts: list[str]) -> list[tuple[float | None, object]]:
         """(score, details) for each text of one prompt, in order; a ``None`` score is an abstention."""
 
+    def score_groups(self, groups: list[tuple[dict, list[str]]], on_done=None) -> list[list]:
+        """``score_group`` for many prompt groups at once (the score stage passes a whole shard). The default
+        scores them one after the other; scorers that wait on a remote server (``judge``) override it to keep
+        requests of many groups in flight. ``on_done(i)`` is called once group ``i`` is scored."""
+        out = []
+        for i, (prompt, texts) in enumerate(groups):
+            out.append(self.score_group(prompt, texts))
+            if on_done is not None:
+                on_done(i)
+        return out
+
     def stats(self) -> dict:
         """Counters for the stage metrics (JSON-serialisable); empty for scorers with nothing to count."""
         return {}

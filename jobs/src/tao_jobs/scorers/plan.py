@@ -124,27 +124,46 @@ class ScoringPlan:
         a ``reward-model`` with ``normalize: "none"``: raw logits); a non-finite score is a bug and raises
         ``ValueError``.
         """
-        applicable = self.scorers_for(prompt.get("task"))
-        out: list[dict] = [{"combined": None, "scores": {}, "details": {}} for _ in texts]
-        if not texts:
-            return out
-        for s in applicable:
-            results = s.scorer.score_group(prompt, texts)
-            for row, (score, details) in zip(out, results, strict=True):
-                row["details"][s.name] = details
-                if score is None:
-                    row.setdefault("abstained", []).append(s.name)
-                    continue
-                score = float(score)
-                if not math.isfinite(score):
-                    raise ValueError(f"scorer {s.name!r} ({s.type}) returned a non-finite score ({score!r})")
-                row["scores"][s.name] = score
-        for row in out:
-            scored = [s for s in applicable if s.name in row["scores"]]
-            if scored:
-                total = sum(s.weight for s in scored)
-                row["combined"] = sum(s.weight * row["scores"][s.name] for s in scored) / total
-        return out
+        return self.score_groups([(prompt, texts)])[0]
+
+    def score_groups(self, groups: list[tuple[dict, list[str]]], on_progress=None) -> list[list[dict]]:
+        """``score_group`` for many prompt groups: each scorer scores all the groups it applies to in one call
+        (``Scorer.score_groups``), so a judge keeps its requests in flight across the groups. The results are
+        the same as ``score_group`` group by group. ``on_progress(done, total)`` counts (scorer, group) pairs
+        scored."""
+        outs: list[list[dict]] = [[{"combined": None, "scores": {}, "details": {}} for _ in t] for _, t in groups]
+        applicable = [{s.name for s in self.scorers_for(p.get("task"))} for p, _ in groups]
+        todo = [(s, [i for i, (_, t) in enumerate(groups) if t and s.name in applicable[i]]) for s in self.scorers]
+        total, done = sum(len(idx) for _, idx in todo), 0
+
+        def tick(_: int) -> None:
+            nonlocal done
+            done += 1
+            if on_progress is not None:
+                on_progress(done, total)
+
+        for s, idx in todo:
+            if not idx:
+                continue
+            results = s.scorer.score_groups([groups[i] for i in idx], on_done=tick)
+            for i, group_results in zip(idx, results, strict=True):
+                for row, (score, details) in zip(outs[i], group_results, strict=True):
+                    row["details"][s.name] = details
+                    if score is None:
+                        row.setdefault("abstained", []).append(s.name)
+                        continue
+                    score = float(score)
+                    if not math.isfinite(score):
+                        raise ValueError(f"scorer {s.name!r} ({s.type}) returned a non-finite score ({score!r})")
+                    row["scores"][s.name] = score
+        for (prompt, _), out in zip(groups, outs, strict=True):
+            mine = self.scorers_for(prompt.get("task"))
+            for row in out:
+                scored = [s for s in mine if s.name in row["scores"]]
+                if scored:
+                    total_w = sum(s.weight for s in scored)
+                    row["combined"] = sum(s.weight * row["scores"][s.name] for s in scored) / total_w
+        return outs
 
     def stats(self) -> dict[str, dict]:
         """Per scorer name, the scorer's counters (``Scorer.stats``), for scorers that count something."""

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from .base import Scorer
 from .json_valid import JsonScorer
-from .judge import JudgeScorer
+from .judge import JudgeScorer, JudgeWithReferenceScorer
 from .length import LengthScorer
 from .python import PythonScorer
 from .reference import ContainsScorer, ExactMatchScorer, NumericMatchScorer
@@ -32,6 +32,7 @@ SCORER_TYPES: dict[str, Callable[..., Scorer]] = {
     "sql": SqlScorer,
     "vote": VoteScorer,
     "judge": JudgeScorer,
+    "judge-with-reference": JudgeWithReferenceScorer,
     "reward-model": RewardModelScorer,
     "exact-match": ExactMatchScorer,
     "numeric-match": NumericMatchScorer,

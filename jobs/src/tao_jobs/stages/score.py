@@ -2,7 +2,9 @@
 
 Writes ``scores.jsonl``: per sample, one row per applicable scorer ``{prompt_id, sample_id, scorer, score,
 details}`` followed by one ``scorer: "combined"`` row with the weighted mean (the dataset stage reads that).
-Samples are scored per prompt group so group scorers (votes) see all of a prompt's samples at once.
+Samples are scored per prompt group so group scorers (votes) see all of a prompt's samples at once; the
+shard's groups are handed to each scorer together (``ScoringPlan.score_groups``) so a judge keeps up to its
+``concurrency`` requests in flight across prompts. Progress counts (scorer, prompt) pairs.
 """
 
 from __future__ import annotations
@@ -60,8 +62,15 @@ def _score(spec: dict, store: Store, plan: ScoringPlan, started: float) -> dict:
     per_scorer: dict[str, list[float]] = {name: [] for name in plan.names}
     zero_variance = 0
     unscored = 0
-    for i, (pid, samples) in enumerate(groups.items(), start=1):
-        results = plan.score_group(prompts[pid], [s["text"] for s in samples])
+
+    # The whole shard in one call: a judge keeps up to its concurrency in flight across prompts.
+    def on_progress(done: int, total: int) -> None:
+        if done % 50 == 0 or done == total:
+            progress(STAGE, done, total)
+
+    items = list(groups.items())
+    scored = plan.score_groups([(prompts[pid], [s["text"] for s in samples]) for pid, samples in items], on_progress)
+    for (pid, samples), results in zip(items, scored, strict=True):
         for sample, result in zip(samples, results, strict=True):
             base = {"prompt_id": pid, "sample_id": sample["sample_id"]}
             for name, score in result["scores"].items():
@@ -78,8 +87,6 @@ def _score(spec: dict, store: Store, plan: ScoringPlan, started: float) -> dict:
                 combined.append(result["combined"])
         if len({r["combined"] for r in results}) == 1:
             zero_variance += 1
-        if i % 50 == 0 or i == len(groups):
-            progress(STAGE, i, len(groups))
 
     samples = len(combined) + unscored
     metrics = {
