@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds the kubelet (k8s.io/kubernetes/cmd/kubelet) from Go modules, the same way and at the same version as
-# build-control-plane.sh builds the control plane, cached under
-#   ${TAO_CACHE_DIR:-$HOME/.cache/tao}/k8s/<k8s-version>/node/kubelet      (.complete written last)
+# Builds the node's binaries, the kubelet and kubectl (k8s.io/kubernetes/cmd/{kubelet,kubectl}), from Go
+# modules, the same way and at the same version as build-control-plane.sh builds the control plane, cached under
+#   ${TAO_CACHE_DIR:-$HOME/.cache/tao}/k8s/<k8s-version>/node/{kubelet,kubectl}   (.complete written last)
 # GOMODCACHE and GOCACHE are shared with the control plane's build (go-env.sh), so after it this takes under a
-# minute. Idempotent: a complete cache returns at once. The kubelet's path is printed last on stdout.
+# minute. Idempotent: a complete cache returns at once. The kubelet's path is printed last on stdout (kubectl
+# is next to it).
 #
 #   K8S_VERSIONS="1.36.3 1.35.4 1.34.4"   the first whose control plane is built wins (the kubelet must stay
 #                                         within the apiserver's version skew), else the first that builds.
@@ -19,13 +20,23 @@ for v in $K8S_VERSIONS; do [[ -f "$CACHE_ROOT/$v/bin/.complete" ]] && order="$v"
 [[ -n "$order" ]] && K8S_VERSIONS="$order"
 
 for v in $K8S_VERSIONS; do
-  if [[ -f "$CACHE_ROOT/$v/node/.complete" ]]; then
+  if [[ -f "$CACHE_ROOT/$v/node/.complete" && -x "$CACHE_ROOT/$v/node/kubectl" ]]; then
     echo "$CACHE_ROOT/$v/node/kubelet"
     exit 0
   fi
 done
 
 command -v go >/dev/null || { log "go not found: install Go >= 1.26 (https://go.dev/dl) to build the kubelet"; exit 1; }
+# one build at a time (concurrent test runs); the second finds the cache complete after the first
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/.build-kubelet.lock"
+flock 9
+for v in $K8S_VERSIONS; do
+  if [[ -f "$CACHE_ROOT/$v/node/.complete" && -x "$CACHE_ROOT/$v/node/kubectl" ]]; then
+    echo "$CACHE_ROOT/$v/node/kubelet"
+    exit 0
+  fi
+done
 # shellcheck source=go-env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/go-env.sh"
 
@@ -48,16 +59,21 @@ build() { # <version> <node dir> <scratch dir>
   local goline
   goline="$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod" | head -1)"
   [[ -n "$goline" ]] && go mod edit "-go=$goline"
-  printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/kubelet"\n' >tools.go
+  printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n\t_ "k8s.io/kubernetes/cmd/kubelet"\n)\n' >tools.go
   log "k8s v$v: go mod tidy"
   nice -n 10 go mod tidy
   local pkg="k8s.io/component-base/version"
   local ldflags="-s -w -X $pkg.gitVersion=v$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-  log "k8s v$v: building kubelet"
-  nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$out/kubelet.tmp" k8s.io/kubernetes/cmd/kubelet
-  mv "$out/kubelet.tmp" "$out/kubelet"
+  local cmd
+  for cmd in kubelet kubectl; do
+    [[ -x "$out/$cmd" ]] && continue
+    log "k8s v$v: building $cmd"
+    nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$out/$cmd.tmp" "k8s.io/kubernetes/cmd/$cmd"
+    mv "$out/$cmd.tmp" "$out/$cmd"
+  done
   "$out/kubelet" --version >&2
+  "$out/kubectl" version --client >&2
 }
 
 started=$(date +%s)
