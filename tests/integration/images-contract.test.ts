@@ -61,4 +61,13 @@ describe('the stage contract inside the jobs-cpu image (docker run, tiny model)'
       expect(stdout.trim()).toBe('');
     }
   });
+
+  it.each([
+    ['generate', 'vllm 0.33.0'],
+    ['score-vllm', 'vllm 0.33.0'],
+  ])('the %s image (vLLM, too large to build here) has pins that resolve for its platform', async (name, expected) => {
+    // a dependency resolution against the index for CPython 3.12 / manylinux x86_64, without building
+    const { stdout } = await run('bash', ['scripts/k8s/check-image-deps.sh', name], { timeout: 5 * 60_000 });
+    expect(stdout).toMatch(new RegExp(`^${name}: \\d+ packages resolve \\(torch [0-9.]+, ${expected}`, 'm'));
+  });
 });
