@@ -49,11 +49,11 @@ export const PrepareSpecSchema = z
         shards: z.number().int().min(1),
         seed: z.number().int(),
         references: z
-          .record(z.string(), z.string())
+          .record(z.string(), z.string().nullable())
           .optional()
           .describe(
             'evaluation prompts of these tasks ("*": every task without its own scorer list) must carry a ' +
-              'reference; the value is the run-spec field of the reference scorer that needs it',
+              'reference; the value is the run-spec field of the reference scorer that needs it (null: none)',
           ),
         minEvalPrompts: z
           .object({ count: z.number().int().min(1), field: z.string() })

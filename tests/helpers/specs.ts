@@ -15,7 +15,7 @@ export function roundSpec(root: string, over: Partial<RunSpecInput> = {}): RunSp
     name: 'wf',
     baseModel: 'tiny://wf',
     prompts: { uri: prompts },
-    evaluation: { heldOutFraction: 0.2 },
+    evaluation: { heldOutFraction: 0.2, reuseTrainingScorers: true },
     generation: { shards: 2, samplesPerPrompt: 2, maxTokens: 8 },
     scoring: { scorers: [{ name: 'lower', type: 'regex', params: { pattern: '[a-z]', mode: 'fraction' } }] },
     training: { maxSteps: 2 },

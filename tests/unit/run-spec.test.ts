@@ -38,7 +38,14 @@ describe('run spec validation (shared fixtures with the Python jobs)', () => {
     expect(r.spec.round).toBe(1);
     expect(r.spec.generation).toMatchObject({ engine: 'transformers', samplesPerPrompt: 8, shards: 1 });
     expect(r.spec.executor).toEqual({ type: 'local', resources: {}, heartbeatTimeoutSeconds: 60 });
-    expect(r.spec.gate).toEqual({ minImprovement: 0, promote: true });
+    expect(r.spec.gate).toEqual({
+      rule: 'ciLower',
+      minImprovement: 0,
+      maxTaskRegression: 0.05,
+      rewardHacking: 'refuse',
+      flatTolerance: 0.01,
+      promote: true,
+    });
   });
 
   it('requires exactly one held-out source', () => {
