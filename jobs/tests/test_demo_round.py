@@ -137,6 +137,14 @@ def run_round(run: dict, root: Path, prompts_uri: str, log=print, runner=_in_pro
         "seed": ev["seed"],
         "bootstrap": 1000,
     }
+    if ev.get("scorers") or ev.get("reuseTrainingScorers"):
+        own = {"reuseTrainingScorers": bool(ev.get("reuseTrainingScorers"))}
+        if ev.get("scorers"):
+            own |= {"scorers": ev["scorers"], "tasks": ev.get("tasks") or {}}
+        eparams["evaluation"] = own
+    if "gate" in run:
+        defaults = {"rule": "ciLower", "minImprovement": 0, "maxTaskRegression": 0.05, "rewardHacking": "refuse"}
+        eparams["gate"] = defaults | {"flatTolerance": 0.01, "promote": True} | run["gate"]
     espec = _stage_spec(
         run, "evaluate", root / "evaluate", {"prompts": held_out, "base": model, "tuned": tuned}, eparams
     )

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from tao_jobs.models import tiny, tiny_corpus
+from tao_jobs.models import tiny
 from tao_jobs.models.local import model_rev, tiny_cached
 
 
@@ -42,14 +42,6 @@ def test_tokenizer_chat_template_and_special_tokens(tmp_path):
     config = AutoConfig.from_pretrained(tmp_path)
     assert (config.hidden_size, config.num_hidden_layers) == (64, 2)
     assert config.eos_token_id == tok.eos_token_id and config.pad_token_id == tok.pad_token_id
-
-
-@pytest.mark.parametrize(
-    ("n", "words"),
-    [(0, "zero"), (8, "eight"), (20, "twenty"), (52, "fifty two"), (100, "one hundred"), (206, "two hundred six")],
-)
-def test_number_words(n, words):
-    assert tiny_corpus.number_words(n) == words
 
 
 @pytest.mark.parametrize(

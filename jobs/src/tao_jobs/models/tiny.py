@@ -1,15 +1,17 @@
-"""``tiny://<name>[?seed=N&hidden=64&layers=2&steps=400]``: a tiny chat model built on the spot, no download.
+"""``tiny://<name>[?seed=N&hidden=64&layers=2&steps=800]``: a tiny chat model built on the spot, no download.
 
 Used by the tests and the embedded demo. ``build(uri, out_dir)`` writes a Hugging Face model directory
 (``LlamaForCausalLM`` in safetensors, a byte-level BPE tokenizer with a chat template, generation config)
 that every stage loads like any other model. The same URI always gives the same files on the same
 platform (seeded corpus, seeded init, single-threaded pre-training).
 
-The model is pre-trained for a few seconds (answer tokens only) on an in-code corpus of number trivia
-answered in a mix of styles (``tiny_corpus.py``), so it behaves like a very small language model: greedy
-decoding answers in the majority style, sampling gives every style. ``steps=0`` skips pre-training (random
-weights: fastest, for schema tests). Options: ``seed``, ``hidden`` (width; 4 attention heads), ``layers``,
-``steps``, ``vocab`` (BPE vocabulary size).
+The model is pre-trained for about a minute on one core (answer tokens only) on an in-code corpus
+(``tiny_corpus.py``) of the two demo tasks, counting trivia and text-to-SQL over ``examples/sql/shop.sqlite``,
+built so that the greedy answer is often wrong while a vote over sampled answers is mostly right (the
+mechanism TAO exploits; ``tiny_signal.py`` measures it). The name ``judge`` builds the tiny *judge* instead:
+pre-trained on the ``judge`` scorer's own request formats about trivia answers (the judge tests' server
+model). ``steps=0`` skips pre-training (random weights: fastest, for schema tests). Options: ``seed``,
+``hidden`` (width; 4 attention heads), ``layers``, ``steps``, ``vocab`` (BPE vocabulary size).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlparse
 
 from ..strategies import SYSTEM_PROMPTS
-from .tiny_corpus import corpus
+from .tiny_corpus import corpus, judge_corpus
 
 SPECIAL_TOKENS = ["<|pad|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]
 CHAT_TEMPLATE = (
@@ -29,7 +31,7 @@ CHAT_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}<|assistant|>{%- endif -%}"
 )
-DEFAULTS = {"seed": 0, "hidden": 64, "layers": 2, "steps": 400, "vocab": 640}
+DEFAULTS = {"seed": 0, "hidden": 64, "layers": 2, "steps": 800, "vocab": 640}
 
 
 def parse(uri: str) -> tuple[str, dict[str, int]]:
@@ -114,7 +116,7 @@ def build(uri: str, out_dir: Path) -> None:
     name, o = parse(uri)
     seed = o["seed"]
     rng = random.Random(f"tiny:{name}:{seed}")
-    pairs = corpus(rng, 3000)
+    pairs = judge_corpus(rng, 4000) if name == "judge" else corpus(rng, 6000)
     texts = [m["content"] for msgs, _ in pairs for m in msgs] + [a for _, a in pairs]
     texts += [p for p in SYSTEM_PROMPTS.values() if p]
     tokenizer = _tokenizer(texts, o["vocab"])

@@ -1,0 +1,149 @@
+"""The ``judge`` and ``judge-with-reference`` scorers against a real OpenAI-compatible server:
+``transformers serve`` running the tiny judge model (``tiny://judge``, built in code, no download), which
+was pre-trained on the judge scorer's own request formats to rate trivia answers (9 when the number is
+right, 2 when wrong) and, on its first reply to a group of 5 or more, to leave the last score out.
+
+No stand-in: every request goes through HTTP to the server's real chat completions handler, chat template
+and generation. The server does not support ``response_format``, so the scorer runs with
+``responseFormat: "none"`` (the instructions still ask for JSON), as it would with llama.cpp or TGI.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from openai_server import transformers_serve
+from tao_jobs.models import tiny_corpus
+from tao_jobs.models.local import tiny_cached
+from tao_jobs.scorers import ScoringPlan
+from tao_jobs.scorers.judge import JudgeScorer
+
+JUDGE_MODEL = "tiny://judge?steps=1200"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with transformers_serve(tiny_cached(JUDGE_MODEL)) as (endpoint, model):
+        yield endpoint, model
+
+
+def trivia_groups(n_prompts: int, n_samples: int, seed: int = 0) -> list[tuple[dict, list[str], list[bool]]]:
+    """(prompt, answers, which answers are right): half right, half wrong, shuffled."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n_prompts):
+        q, template, n = tiny_corpus.FACTS[(i * 7) % len(tiny_corpus.FACTS)]
+        wrong = tiny_corpus.misconception_number(n)
+        rights = [k % 2 == 0 for k in range(n_samples)]
+        rng.shuffle(rights)
+        texts = [template.format(n=n if r else wrong).capitalize() for r in rights]
+        prompt = {"prompt_id": f"p{i}", "messages": [{"role": "user", "content": q.capitalize()}], "reference": str(n)}
+        out.append((prompt, texts, rights))
+    return out
+
+
+def scorer(endpoint: str, model: str, **params) -> JudgeScorer:
+    return JudgeScorer({"endpoint": endpoint, "model": model, "responseFormat": "none", "maxTokens": 48} | params)
+
+
+def test_pointwise_verdicts_from_a_real_server_rank_right_answers_first(server):
+    endpoint, model = server
+    groups = trivia_groups(6, 4)
+    judge = scorer(endpoint, model, concurrency=8)
+    results = judge.score_groups([(p, t) for p, t, _ in groups])
+    stats = judge.stats()
+    assert stats["requests"] == 24 and stats["verdicts"] + stats["unparseable"] == 24
+    assert stats["verdicts"] >= 20, stats  # the tiny judge answers in the verdict format
+    right = [
+        s
+        for (_, _, rs), res in zip(groups, results, strict=True)
+        for r, (s, _) in zip(rs, res, strict=True)
+        if r and s is not None
+    ]
+    wrong = [
+        s
+        for (_, _, rs), res in zip(groups, results, strict=True)
+        for r, (s, _) in zip(rs, res, strict=True)
+        if not r and s is not None
+    ]
+    assert sum(right) / len(right) > sum(wrong) / len(wrong) + 0.3, (right, wrong)
+    # up to `concurrency` requests were in flight across the 6 prompts, not 4 (one prompt's samples)
+    assert stats["peakInFlight"] > 4, stats
+
+
+def test_judge_with_reference_through_the_plan(server):
+    endpoint, model = server
+    groups = trivia_groups(4, 2, seed=1)
+    params = {"endpoint": endpoint, "model": model, "responseFormat": "none", "maxTokens": 48}
+    plan = ScoringPlan.from_params({"scorers": [{"name": "ref", "type": "judge-with-reference", "params": params}]})
+    with plan:
+        rows = plan.score_groups([(p, t) for p, t, _ in groups])
+        rights = [r for _, _, rs in groups for r in rs]
+        scores = [row["scores"].get("ref") for g in rows for row in g]
+        assert sum(s is not None for s in scores) >= 6
+        hits = sum((s >= 0.5) == r for s, r in zip(scores, rights, strict=True) if s is not None)
+        assert hits >= 0.75 * sum(s is not None for s in scores), (scores, rights)
+        # no reference: abstained on, nothing sent
+        before = plan.stats()["ref"]["requests"]
+        assert plan.score_group(groups[0][0] | {"reference": None}, ["x"])[0]["combined"] is None
+        assert plan.stats()["ref"]["requests"] == before
+
+
+def test_group_mode_retries_a_reply_with_the_wrong_count(server):
+    endpoint, model = server
+    judge = scorer(endpoint, model, mode="group", maxTokens=64, concurrency=4)
+    small = trivia_groups(2, 3, seed=2)  # 3 samples: the tiny judge counts right on its first reply
+    big = trivia_groups(2, 6, seed=3)  # 6 samples: its first reply leaves one score out
+    results = judge.score_groups([(p, t) for p, t, _ in small + big])
+    stats = judge.stats()
+    assert stats["wrongCount"] >= 2 and stats["countRetries"] >= 2, stats
+    for (_, texts, rights), res in zip(small + big, results, strict=True):
+        assert len(res) == len(texts)
+        scored = [(s, r) for (s, _), r in zip(res, rights, strict=True) if s is not None]
+        assert scored, res  # the correction got a full verdict
+        assert all(d.get("attempts", 0) >= 2 for _, d in res) if len(texts) >= 5 else True
+    # relative scores: right answers above wrong ones within the groups the judge scored
+    pairs = [
+        (s, r)
+        for res, (_, _, rs) in zip(results, small + big, strict=True)
+        for (s, _), r in zip(res, rs, strict=True)
+        if s is not None
+    ]
+    mean = lambda xs: sum(xs) / max(1, len(xs))  # noqa: E731
+    assert mean([s for s, r in pairs if r]) > mean([s for s, r in pairs if not r])
+
+
+def test_throughput_keeps_up_with_the_server(server):
+    """Judged samples per second through the scorer, against the same requests sent straight to the server
+    with the same concurrency: the scorer's own overhead is small (bench/judge_throughput.py measures more)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from openai_server import chat
+    from tao_jobs.scorers.judge import POINTWISE_SYSTEM, render_conversation
+
+    endpoint, model = server
+    groups = trivia_groups(8, 4, seed=4)
+    judge = scorer(endpoint, model, concurrency=8)
+    t0 = time.perf_counter()
+    judge.score_groups([(p, t) for p, t, _ in groups])
+    judged = 32 / (time.perf_counter() - t0)
+    system = POINTWISE_SYSTEM.format(rubric=judge.rubric)
+    bodies = [
+        [
+            {"role": "system", "content": system},
+            {
+                "role": "user",
+                "content": f"[Conversation]\n{render_conversation(p['messages'])}\n\n[Response to judge]\n{t}",
+            },
+        ]
+        for p, texts, _ in groups
+        for t in texts
+    ]
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda m: chat(endpoint, model, m, max_tokens=48), bodies))
+    raw = 32 / (time.perf_counter() - t0)
+    assert judged > 0.7 * raw, (judged, raw)
