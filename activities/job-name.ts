@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 
 /**
- * Deterministic job identity (DESIGN rule 3): a function of workflow id, round, stage, shard and the
+ * Deterministic job identity (docs/design.md#rule-3): a function of workflow id, round, stage, shard and the
  * generation counter, never of the Temporal attempt, so a retried activity or a new worker finds the same
  * job. At most 60 characters, DNS-1123 (lowercase alphanumerics and "-"); the readable part is truncated and
  * a hash of the full identity keeps names unique. 60, not 63: the pods of a multi-node (Indexed) train Job

@@ -1,5 +1,5 @@
 /**
- * Promotion: one atomic write of a small alias object, the model registry pointer (DESIGN rule 8).
+ * Promotion: one atomic write of a small alias object, the model registry pointer (docs/design.md#rule-8).
  * `<registry>/<run name>/current.json` names the promoted model; each promotion is also kept as
  * `<registry>/<run name>/history/round-<n>.json`. The pointer is replaced with If-Match on the version that
  * was read, so two rounds promoting at once cannot silently overwrite each other.

@@ -1,5 +1,5 @@
 /**
- * `runStage`: one stage (or shard) = one activity = one external job (DESIGN rule 2).
+ * `runStage`: one stage (or shard) = one activity = one external job (docs/design.md#rule-2).
  *
  * 1. Resolve inputs; digest the external ones (prompts, base model) so the memo key changes with content.
  * 2. Memo key = sha256(stage, shard, params, inputs, digests, code version); output prefix
@@ -192,6 +192,7 @@ export function createRunStage(deps: StageDeps) {
             beat();
           },
           signal: abort.signal,
+          store,
         },
       );
     } finally {

@@ -1,4 +1,4 @@
-/** Custom search attributes of rounds (DESIGN rule 10): one list for the workflow, the dev server and setup. */
+/** Custom search attributes of rounds (docs/design.md#rule-10): one list for the workflow, the dev server and setup. */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 
 export const SA = {

@@ -1,4 +1,4 @@
-/** Shapes that cross Temporal: references, digests and small metrics only (DESIGN rule 1). */
+/** Shapes that cross Temporal: references, digests and small metrics only (docs/design.md#rule-1). */
 import type { JobStage, RunSpec } from './run-spec.js';
 
 export interface RunRef {
@@ -83,6 +83,55 @@ export interface ScoreSummary {
   n: number;
 }
 
+/** A paired comparison (after − before per prompt): mean change and its bootstrap 95% CI. */
+export interface PairedChange {
+  change: number;
+  ciLow: number;
+  ciHigh: number;
+  n: number;
+}
+
+/** The evaluation as the round result carries it: the independent metric, and the evidence beside it. */
+export interface RoundEvaluation {
+  base: ScoreSummary;
+  tuned: ScoreSummary;
+  /** tuned − base mean on the evaluation's own metric (the training scorers when reused by choice). */
+  improvement: number;
+  improvementCiLow?: number;
+  improvementCiHigh?: number;
+  winRate?: number;
+  /** Which scorers judged: the evaluation's own, or the training scorers (`evaluation.reuseTrainingScorers`). */
+  scorers?: 'evaluation' | 'training';
+  /** The training reward's change on the same prompts. */
+  reward?: PairedChange;
+  rewardHacking?: { flagged: boolean; checked: boolean; reason: string };
+  tasks?: Record<string, PairedChange>;
+  vsPromoted?: Partial<PairedChange> & { compared: boolean; uri?: string; sameAs?: string | null };
+  drift?: { lengthChange: number; formatDrift: number };
+  klToBase?: number | null;
+}
+
+export type GateCheckName = 'rule' | 'promoted' | 'tasks' | 'rewardHacking' | 'promote';
+
+export interface GateCheck {
+  name: GateCheckName;
+  passed: boolean;
+  detail: string;
+}
+
+/** The gate's decision (workflows/gate.ts): which rule decided, with what numbers. */
+export interface GateDecision {
+  passed: boolean;
+  /** One line: the check that decided and its numbers. */
+  reason: string;
+  rule?: 'mean' | 'ciLower';
+  /** The rule's statistic (mean change or its CI lower bound); null when nothing was comparable. */
+  statistic?: number | null;
+  threshold?: number;
+  decidedBy?: GateCheckName;
+  checks?: GateCheck[];
+}
+
 export interface PromoteInput {
   registry: string;
   runName: string;
@@ -118,8 +167,8 @@ export interface RoundResult {
     merged: string;
     report: string;
   };
-  evaluation: { base: ScoreSummary; tuned: ScoreSummary; improvement: number; winRate?: number };
-  gate: { passed: boolean; reason: string };
+  evaluation: RoundEvaluation;
+  gate: GateDecision;
   promoted: boolean;
   registryPointer: string | null;
   reusedStages: string[];

@@ -1,5 +1,5 @@
 /**
- * Records workflow histories for the replay tests (DESIGN rule 12): runs rounds against a throwaway dev
+ * Records workflow histories for the replay tests (docs/design.md#rule-12): runs rounds against a throwaway dev
  * server with the scripted stand-in jobs and saves each history as JSON under tests/replay/histories/.
  * Re-record only on purpose (a deliberate, versioned workflow change); the replay test guards old ones.
  *

@@ -1,25 +1,21 @@
 #!/usr/bin/env -S npx tsx
 /**
- * `tao`: convenience CLI over the same Temporal calls the `temporal` CLI makes.
- *   tao dev                 Temporal dev server + Web UI + a worker, in the foreground
- *   tao worker              a worker on task queue "tao"
- *   tao run <spec>          start a round (--follow for progress bars, --json for the result object)
- *   tao status <id>         a round's status, progress and result
- *   tao validate <spec>     check a spec; every problem as "path: reason"
- *   tao reap                delete the Kubernetes Jobs of closed rounds (--dry-run to only report)
- * Connection: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_* (as the temporal CLI).
+ * `tao`: convenience CLI over the same Temporal calls the `temporal` CLI makes: start and follow rounds, the
+ * operator's updates, flywheel schedules, the dev stack, the worker, Kubernetes rendering and reaping.
+ * `tao --help` lists every command (README: "Starting rounds"). Connection settings are Temporal's own
+ * (workers/config.ts), so a `temporal` CLI profile works here unchanged.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import path from 'node:path';
 import { Connection, ScheduleOverlapPolicy, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { JobStage } from '../common/run-spec.js';
 import { loadCodecFromEnv } from '../workers/codec.js';
-import { temporalEnv } from '../workers/config.js';
+import { kubernetesEnv, stageTemplatesFromEnv, temporalEnv } from '../workers/config.js';
 import { abortUpdate, retryStageUpdate, skipStageUpdate } from '../workflows/messages.js';
 import { ensureSearchAttributes } from '../workers/search-attributes.js';
 import type { RoundResult } from '../common/types.js';
 import { progressQuery } from '../workflows/messages.js';
-import { connectClient } from './cli/client.js';
+import { withClient } from './cli/client.js';
 import { DEFAULT_UI_ORIGINS, startCodecServer } from './cli/codec-server.js';
 import { follow, renderProgress, startRound, summarise, uiLink } from './cli/round.js';
 import { checkSchedule, createSchedule, describeSchedule, scheduleId } from './cli/schedule.js';
@@ -47,6 +43,17 @@ function fatal(e: unknown): never {
   process.exit(1);
 }
 
+/** A command's body; whatever it throws ends the process through `fatal` (the exit code says whose fault). */
+function action<A extends unknown[]>(body: (...args: A) => unknown) {
+  return async (...args: A): Promise<void> => {
+    try {
+      await body(...args);
+    } catch (e) {
+      fatal(e);
+    }
+  };
+}
+
 program
   .command('validate')
   .argument('<spec>', 'run spec file (JSON or YAML)')
@@ -68,55 +75,50 @@ program
   .option('--no-wait', 'start and print the workflow id only')
   .option('--workflow-id <id>', 'workflow id (default tao/<name>/round-<n>)')
   .description('start a round')
-  .action(async (file: string, o: { follow?: boolean; json?: boolean; wait: boolean; workflowId?: string }) => {
-    try {
+  .action(
+    action(async (file: string, o: { follow?: boolean; json?: boolean; wait: boolean; workflowId?: string }) => {
       const { document, spec } = loadSpecFile(file);
-      const { client, close } = await connectClient();
-      const handle = await startRound(client, document, spec, o.workflowId);
-      console.error(`started ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
-      console.error(`Temporal Web UI: ${uiLink(handle.workflowId, handle.firstExecutionRunId)}`);
-      if (o.wait) {
-        if (o.follow) await follow(handle);
-        const result = (await handle.result()) as RoundResult;
-        console.log(o.json ? JSON.stringify(result, null, 2) : summarise(result, handle.firstExecutionRunId));
-      } else {
-        console.log(handle.workflowId);
-      }
-      await close();
-    } catch (e) {
-      fatal(e);
-    }
-  });
+      await withClient(async (client) => {
+        const handle = await startRound(client, document, spec, o.workflowId);
+        console.error(`started ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
+        console.error(`Temporal Web UI: ${uiLink(handle.workflowId, handle.firstExecutionRunId)}`);
+        if (o.wait) {
+          if (o.follow) await follow(handle);
+          const result = (await handle.result()) as RoundResult;
+          console.log(o.json ? JSON.stringify(result, null, 2) : summarise(result, handle.firstExecutionRunId));
+        } else {
+          console.log(handle.workflowId);
+        }
+      });
+    }),
+  );
 
 program
   .command('status')
   .argument('<workflow-id>')
   .option('--json', 'machine-readable output')
   .description("a round's status, progress and (when finished) result")
-  .action(async (workflowId: string, o: { json?: boolean }) => {
-    try {
-      const { client, close } = await connectClient();
-      const handle = client.workflow.getHandle(workflowId);
-      const d = await handle.describe();
-      const progress = await handle.query(progressQuery).catch(() => null);
-      const result = d.status.name === 'COMPLETED' ? ((await handle.result()) as RoundResult) : null;
-      if (o.json) {
-        console.log(JSON.stringify({ workflowId, runId: d.runId, status: d.status.name, progress, result }, null, 2));
-      } else {
-        console.log(`${workflowId}: ${d.status.name}  ${uiLink(workflowId, d.runId)}`);
-        if (progress) console.log(renderProgress(progress));
-        if (result) console.log(summarise(result, d.runId));
-      }
-      await close();
-    } catch (e) {
-      fatal(e);
-    }
-  });
+  .action(
+    action(async (workflowId: string, o: { json?: boolean }) => {
+      await withClient(async (client) => {
+        const handle = client.workflow.getHandle(workflowId);
+        const d = await handle.describe();
+        const progress = await handle.query(progressQuery).catch(() => null);
+        const result = d.status.name === 'COMPLETED' ? ((await handle.result()) as RoundResult) : null;
+        if (o.json) {
+          console.log(JSON.stringify({ workflowId, runId: d.runId, status: d.status.name, progress, result }, null, 2));
+        } else {
+          console.log(`${workflowId}: ${d.status.name}  ${uiLink(workflowId, d.runId)}`);
+          if (progress) console.log(renderProgress(progress));
+          if (result) console.log(summarise(result, d.runId));
+        }
+      });
+    }),
+  );
 
 function operatorAction(name: 'retryStage' | 'skipStage') {
-  return async (workflowId: string, stage: string, o: { shard?: string; reason?: string }) => {
-    try {
-      const { client, close } = await connectClient();
+  return action((workflowId: string, stage: string, o: { shard?: string; reason?: string }) =>
+    withClient(async (client) => {
       const update = name === 'retryStage' ? retryStageUpdate : skipStageUpdate;
       const input = {
         stage: stage as JobStage,
@@ -125,11 +127,8 @@ function operatorAction(name: 'retryStage' | 'skipStage') {
       };
       const r = await client.workflow.getHandle(workflowId).executeUpdate(update, { args: [input] });
       console.log(`${name}: applied to ${r.applied.join(', ')}`);
-      await close();
-    } catch (e) {
-      fatal(e);
-    }
-  };
+    }),
+  );
 }
 
 program
@@ -155,22 +154,20 @@ program
   .argument('<workflow-id>')
   .option('--reason <text>')
   .description('end a round now (running jobs are cancelled, finished artifacts stay): the abort update')
-  .action(async (workflowId: string, o: { reason?: string }) => {
-    try {
-      const { client, close } = await connectClient();
-      await client.workflow.getHandle(workflowId).executeUpdate(abortUpdate, { args: [{ reason: o.reason }] });
-      console.log(`aborted ${workflowId}`);
-      await close();
-    } catch (e) {
-      fatal(e);
-    }
-  });
+  .action(
+    action(async (workflowId: string, o: { reason?: string }) => {
+      await withClient(async (client) => {
+        await client.workflow.getHandle(workflowId).executeUpdate(abortUpdate, { args: [{ reason: o.reason }] });
+        console.log(`aborted ${workflowId}`);
+      });
+    }),
+  );
 
 program
   .command('setup')
   .description("register the rounds' search attributes in the namespace (the worker also does this at start-up)")
-  .action(async () => {
-    try {
+  .action(
+    action(async () => {
       const env = temporalEnv();
       const connection = await Connection.connect(env.connection);
       const added = await ensureSearchAttributes(connection, env.namespace);
@@ -180,10 +177,8 @@ program
           : `search attributes already registered in ${env.namespace}`,
       );
       await connection.close();
-    } catch (e) {
-      fatal(e);
-    }
-  });
+    }),
+  );
 
 const schedule = program.command('schedule').description('nightly flywheel rounds (Temporal Schedules)');
 
@@ -197,27 +192,25 @@ schedule
   .option('--no-pause-on-failure', 'keep the schedule running after a failed flywheel run')
   .description('create the nightly schedule of a flywheel')
   .action(
-    async (
-      file: string,
-      o: {
-        cron: string;
-        timezone: string;
-        overlap: 'skip' | 'buffer-one';
-        catchupWindow: string;
-        pauseOnFailure: boolean;
-      },
-    ) => {
-      try {
+    action(
+      async (
+        file: string,
+        o: {
+          cron: string;
+          timezone: string;
+          overlap: 'skip' | 'buffer-one';
+          catchupWindow: string;
+          pauseOnFailure: boolean;
+        },
+      ) => {
         const document = readSpecDocument(file);
         const spec = checkSchedule(file, document, o);
-        const { client, close } = await connectClient();
-        const handle = await createSchedule(client, document, spec.name, o);
-        console.log(describeSchedule(await handle.describe()));
-        await close();
-      } catch (e) {
-        fatal(e);
-      }
-    },
+        await withClient(async (client) => {
+          const handle = await createSchedule(client, document, spec.name, o);
+          console.log(describeSchedule(await handle.describe()));
+        });
+      },
+    ),
   );
 
 for (const [verb, what] of [
@@ -232,20 +225,18 @@ for (const [verb, what] of [
     .argument('<name>', 'flywheel name')
     .option('--note <text>', 'why (pause/unpause)')
     .description(what)
-    .action(async (name: string, o: { note?: string }) => {
-      try {
-        const { client, close } = await connectClient();
-        const handle = client.schedule.getHandle(scheduleId(name));
-        if (verb === 'pause') await handle.pause(o.note);
-        if (verb === 'unpause') await handle.unpause(o.note);
-        if (verb === 'trigger') await handle.trigger();
-        if (verb === 'delete') await handle.delete();
-        console.log(verb === 'delete' ? `deleted ${scheduleId(name)}` : describeSchedule(await handle.describe()));
-        await close();
-      } catch (e) {
-        fatal(e);
-      }
-    });
+    .action(
+      action(async (name: string, o: { note?: string }) => {
+        await withClient(async (client) => {
+          const handle = client.schedule.getHandle(scheduleId(name));
+          if (verb === 'pause') await handle.pause(o.note);
+          if (verb === 'unpause') await handle.unpause(o.note);
+          if (verb === 'trigger') await handle.trigger();
+          if (verb === 'delete') await handle.delete();
+          console.log(verb === 'delete' ? `deleted ${scheduleId(name)}` : describeSchedule(await handle.describe()));
+        });
+      }),
+    );
 }
 
 schedule
@@ -254,22 +245,20 @@ schedule
   .requiredOption('--start <iso-time>', 'take the runs scheduled from this time')
   .requiredOption('--end <iso-time>', 'up to this time')
   .description('run the scheduled runs of a past period now (e.g. after an outage longer than the catch-up window)')
-  .action(async (name: string, o: { start: string; end: string }) => {
-    try {
+  .action(
+    action(async (name: string, o: { start: string; end: string }) => {
       const start = new Date(o.start);
       const end = new Date(o.end);
       if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime()) || end <= start) {
         throw new SpecFileError('backfill', ['--start/--end: two ISO times with start before end']);
       }
-      const { client, close } = await connectClient();
-      const handle = client.schedule.getHandle(scheduleId(name));
-      await handle.backfill({ start, end, overlap: ScheduleOverlapPolicy.BUFFER_ALL });
-      console.log(describeSchedule(await handle.describe()));
-      await close();
-    } catch (e) {
-      fatal(e);
-    }
-  });
+      await withClient(async (client) => {
+        const handle = client.schedule.getHandle(scheduleId(name));
+        await handle.backfill({ start, end, overlap: ScheduleOverlapPolicy.BUFFER_ALL });
+        console.log(describeSchedule(await handle.describe()));
+      });
+    }),
+  );
 
 program
   .command('codec-server')
@@ -279,8 +268,8 @@ program
   .description(
     'serve the payload codec (TAO_CODEC_KEY / TAO_CODEC_KEY_FILE) to the Temporal Web UI: POST /encode, /decode',
   )
-  .action(async (o: { port: string; host: string; uiOrigin: string }) => {
-    try {
+  .action(
+    action(async (o: { port: string; host: string; uiOrigin: string }) => {
       const codec = loadCodecFromEnv();
       if (!codec) throw new Error('no codec key configured: set TAO_CODEC_KEY or TAO_CODEC_KEY_FILE');
       const origins = o.uiOrigin
@@ -297,26 +286,21 @@ program
         process.once('SIGTERM', () => resolve());
       });
       await server.close();
-    } catch (e) {
-      fatal(e);
-    }
-  });
+    }),
+  );
 
 program
   .command('render')
   .argument('<spec>', 'run spec file (JSON or YAML)')
   .option('--workflow-id <id>', 'workflow id (default tao/<name>/round-<n>)')
   .description('print the Kubernetes Jobs a round would create (templates from the TAO_STAGE_* environment)')
-  .action(async (file: string, o: { workflowId?: string }) => {
-    try {
+  .action(
+    action(async (file: string, o: { workflowId?: string }) => {
       const { spec } = loadSpecFile(file);
       const { renderRound } = await import('./cli/render.js');
-      const { stageTemplatesFromEnv } = await import('../workers/stage-templates.js');
       process.stdout.write(renderRound(spec, stageTemplatesFromEnv(), o.workflowId));
-    } catch (e) {
-      fatal(e);
-    }
-  });
+    }),
+  );
 
 program
   .command('reap')
@@ -335,15 +319,14 @@ program
     'delete the Kubernetes Jobs of closed rounds (workflow completed, failed, cancelled, terminated, timed out or ' +
       'unknown to Temporal); kubeconfig from KUBECONFIG, ~/.kube/config or the in-cluster service account',
   )
-  .action(async (o: { namespace?: string; dryRun?: boolean; minAge: number }) => {
-    try {
+  .action(
+    action(async (o: { namespace?: string; dryRun?: boolean; minAge: number }) => {
       const { KubeConfig } = await import('@kubernetes/client-node');
       const { reapJobs } = await import('../activities/executors/kubernetes/reaper.js');
       const kubeConfig = new KubeConfig();
       kubeConfig.loadFromDefault();
-      const namespace = o.namespace ?? process.env.TAO_EXECUTOR_NAMESPACE ?? 'tao';
-      const { client, close } = await connectClient();
-      try {
+      const namespace = o.namespace ?? kubernetesEnv()?.stages.namespace ?? 'tao';
+      await withClient(async (client) => {
         const report = await reapJobs({
           kubeConfig,
           namespace,
@@ -362,13 +345,9 @@ program
             `${report.deleted.length} ${report.dryRun ? 'would be deleted' : 'deleted'}, ` +
             `${report.kept.length} kept, ${report.skipped.length} skipped`,
         );
-      } finally {
-        await close();
-      }
-    } catch (e) {
-      fatal(e);
-    }
-  });
+      });
+    }),
+  );
 
 program
   .command('worker')
@@ -385,8 +364,8 @@ program
   .option('--no-worker', 'start only the server')
   .option('--stop', 'stop a dev server left running in the background (e.g. by the demo)')
   .description('start a Temporal dev server with the Web UI (persistent, under the cache dir) and a worker')
-  .action(async (o: { port: string; uiPort: string; worker: boolean; stop?: boolean }) => {
-    try {
+  .action(
+    action(async (o: { port: string; uiPort: string; worker: boolean; stop?: boolean }) => {
       const dir = path.join(cacheDir(), 'dev');
       if (o.stop) {
         console.error(stopDevServer(dir) ? 'stopped the dev server' : 'no dev server started by tao is running');
@@ -416,9 +395,7 @@ program
         await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
         await stopServer();
       }
-    } catch (e) {
-      fatal(e);
-    }
-  });
+    }),
+  );
 
 await program.parseAsync();

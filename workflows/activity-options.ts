@@ -1,5 +1,5 @@
 /**
- * One table of timeouts and retries per stage (DESIGN rules 2 and 6). Heartbeat timeouts are short so a dead
+ * One table of timeouts and retries per stage (docs/design.md#rule-2 and #rule-6). Heartbeat timeouts are short so a dead
  * worker is noticed quickly; start-to-close is generous (runtime + queueing); schedule-to-close is the
  * stage's whole budget across retries. Non-retryable failure types stop Temporal's retries at once.
  */

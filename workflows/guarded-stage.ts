@@ -1,5 +1,5 @@
 /**
- * Runs one stage (or shard) job under the operator desk (docs/design.md#7-a-failed-stage-does-not-throw-away-the-round):
+ * Runs one stage (or shard) job under the operator desk (docs/design.md#rule-7):
  * when the activity fails for good, the round records why, shows it in the Web UI and waits for
  * `retryStage` / `skipStage` / `abort` instead of failing. Workflow-safe.
  */

@@ -1,5 +1,5 @@
 /**
- * The operator desk: failed stages wait here for a decision (DESIGN rule 7). Pure state, workflow-safe.
+ * The operator desk: failed stages wait here for a decision (docs/design.md#rule-7). Pure state, workflow-safe.
  * Validators run before an update is accepted, so an action that does not apply is rejected with a reason
  * and changes nothing (it does not even enter history).
  */

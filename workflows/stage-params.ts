@@ -3,11 +3,12 @@
  * (common/stage-spec.ts, the JSON Schema the Python jobs validate against). Pure and workflow-safe.
  *
  * Typed by the stage-spec schema itself, so a param the job would refuse (exit 64 at run time) is a compile
- * error here instead. The params are part of each stage's memo key (docs/design.md#8-stages-are-memoized-through-manifests):
+ * error here instead. The params are part of each stage's memo key (docs/design.md#rule-8):
  * changing what a builder returns changes the keys of that stage and everything downstream.
  */
-import type { JobStage, RunSpec } from '../common/run-spec.js';
+import { MIN_EVAL_PROMPTS, type JobStage, type RunSpec } from '../common/run-spec.js';
 import type { StageSpec } from '../common/stage-spec.js';
+import { referenceNeeds } from '../common/validate.js';
 
 type SpecOf<S extends JobStage> = Extract<StageSpec, { stage: S }>;
 
@@ -18,20 +19,35 @@ export interface StageRequest<S extends JobStage = JobStage> {
   params: SpecOf<S>['params'];
 }
 
-export function prepareRequest(spec: RunSpec): StageRequest<'prepare'> {
+/** Any one stage's request (a union over the stages, so each keeps its own inputs and params). */
+export type AnyStageRequest = { [S in JobStage]: StageRequest<S> }[JobStage];
+
+/**
+ * `legacy`: the request as rounds started before the independent evaluation (issue 10) made it, so their
+ * memoized stages keep their keys; see the `independent-evaluation` patch in tao-round.ts.
+ */
+export interface RequestOptions {
+  legacy?: boolean;
+}
+
+export function prepareRequest(spec: RunSpec, options: RequestOptions = {}): StageRequest<'prepare'> {
   const { evaluation } = spec;
+  const references = options.legacy ? {} : referenceNeeds(spec);
   return {
     stage: 'prepare',
     inputs: {
       prompts: spec.prompts.uri,
       model: spec.baseModel,
       ...(evaluation.heldOutUri ? { heldOut: evaluation.heldOutUri } : {}),
+      ...(evaluation.benchmarkUri && !options.legacy ? { benchmark: evaluation.benchmarkUri } : {}),
     },
     params: {
       onInvalid: spec.prompts.onInvalid,
       shards: spec.generation.shards,
       seed: evaluation.seed,
       ...(evaluation.heldOutFraction !== undefined ? { heldOutFraction: evaluation.heldOutFraction } : {}),
+      ...(Object.keys(references).length ? { references } : {}),
+      ...(options.legacy ? {} : { minEvalPrompts: { count: MIN_EVAL_PROMPTS[spec.gate.rule], field: 'gate.rule' } }),
     },
   };
 }
@@ -57,20 +73,50 @@ export function trainRequest(spec: RunSpec, dataset: string, model: string): Sta
   return { stage: 'train', inputs: { dataset, model }, params: spec.training };
 }
 
+export interface EvaluateInputs {
+  /** Held-out prompts (with their references). */
+  prompts: string;
+  /** The fixed benchmark as prepared (present when the spec has `evaluation.benchmarkUri`). */
+  benchmark?: string;
+  base: string;
+  tuned: string;
+  /** The currently promoted model, when there is one other than base and candidate. */
+  promoted?: string;
+}
+
 export function evaluateRequest(
   spec: RunSpec,
-  inputs: { prompts: string; base: string; tuned: string },
+  inputs: EvaluateInputs,
+  options: RequestOptions = {},
 ): StageRequest<'evaluate'> {
+  const { evaluation } = spec;
+  const common = {
+    scoring: spec.scoring,
+    samplesPerPrompt: evaluation.samplesPerPrompt,
+    temperature: evaluation.temperature,
+    maxTokens: spec.generation.maxTokens,
+    seed: evaluation.seed,
+    bootstrap: 1000,
+  };
+  if (options.legacy) {
+    return {
+      stage: 'evaluate',
+      inputs: { prompts: inputs.prompts, base: inputs.base, tuned: inputs.tuned },
+      params: common,
+    };
+  }
+  const own = evaluation.scorers
+    ? { reuseTrainingScorers: false, scorers: evaluation.scorers, tasks: evaluation.tasks ?? {} }
+    : { reuseTrainingScorers: true };
   return {
     stage: 'evaluate',
-    inputs,
-    params: {
-      scoring: spec.scoring,
-      samplesPerPrompt: spec.evaluation.samplesPerPrompt,
-      temperature: spec.evaluation.temperature,
-      maxTokens: spec.generation.maxTokens,
-      seed: spec.evaluation.seed,
-      bootstrap: 1000,
+    inputs: {
+      prompts: inputs.prompts,
+      ...(inputs.benchmark ? { benchmark: inputs.benchmark } : {}),
+      base: inputs.base,
+      tuned: inputs.tuned,
+      ...(inputs.promoted ? { promoted: inputs.promoted } : {}),
     },
+    params: { ...common, evaluation: own, gate: spec.gate },
   };
 }

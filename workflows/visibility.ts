@@ -1,5 +1,5 @@
 /**
- * What the Web UI shows (DESIGN rule 10): search attributes kept current (find rounds by run name, stage and
+ * What the Web UI shows (docs/design.md#rule-10): search attributes kept current (find rounds by run name, stage and
  * stage status) and the workflow's current details as Markdown (stages, jobs, failures with their reason and
  * log, what the operator can do). Workflow-safe.
  */

@@ -1,5 +1,5 @@
 /**
- * Reading stage manifests (written last by the stage job; DESIGN rule 8). A manifest that parses, names the
+ * Reading stage manifests (written last by the stage job; docs/design.md#rule-8). A manifest that parses, names the
  * expected stage and key, and whose listed files all exist with the recorded sizes means "done": the stage
  * is not run again. Anything less means "not done", and the reason is reported.
  */

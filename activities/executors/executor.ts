@@ -4,6 +4,7 @@
  * process (the embedded default) or a Kubernetes Job. Workflows never see which; the stage activity only
  * sees `run()`.
  */
+import type { ArtifactStore } from '../artifacts/store.js';
 import type { FailureType } from '../../common/errors.js';
 import type { JobStage, RunSpec } from '../../common/run-spec.js';
 
@@ -11,7 +12,7 @@ export interface StageJob {
   /** Deterministic, attempt-independent name (≤ 63 chars, DNS-1123): the identity used for adoption. */
   name: string;
   /**
-   * The name for a later generation (DESIGN rule 3): an executor that finds the Job of generation g failed
+   * The name for a later generation (docs/design.md#rule-3): an executor that finds the Job of generation g failed
    * moves on to g + 1. Without it only `name` (generation 0) is used.
    */
   nameForGeneration?: (generation: number) => string;
@@ -51,7 +52,7 @@ export interface JobOutcome {
 }
 
 /**
- * Why the run was interrupted (DESIGN rule 4): a user cancel deletes the job; `run-closed` (the workflow run
+ * Why the run was interrupted (docs/design.md#rule-4): a user cancel deletes the job; `run-closed` (the workflow run
  * is gone, e.g. terminated or reset) deletes it unless a newer run adopted it; worker shutdown, heartbeat
  * timeout and pause leave it for adoption.
  */
@@ -59,6 +60,11 @@ export type StopReason = 'cancelled' | 'run-closed' | 'worker-shutdown' | 'timeo
 
 export interface RunContext {
   onProgress(p: JobProgress): void;
+  /**
+   * The round's artifact store, opened with the run spec's own settings (e.g. `artifacts.s3.endpoint`): where the
+   * job's log goes. Falls back to the executor's `store` option (tests that drive an executor directly).
+   */
+  store?: ArtifactStore;
   /** Aborted when the activity is cancelled; `signal.reason` is a StopReason. */
   signal: AbortSignal;
 }
@@ -77,4 +83,11 @@ export function progressEvent(line: string): Pick<JobProgress, 'done' | 'total' 
   } catch {
     return null; // a log line that merely starts with "{"
   }
+}
+
+/** The store a job's log goes to: the round's (run context), else the executor's default. */
+export function logStore(ctx: RunContext, fallback: ArtifactStore | undefined): ArtifactStore {
+  const store = ctx.store ?? fallback;
+  if (!store) throw new Error('no artifact store for the job log: pass RunContext.store or the executor option');
+  return store;
 }

@@ -16,13 +16,14 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { ArtifactStore } from '../artifacts/store.js';
-import { progressEvent, type Executor, type JobOutcome, type RunContext, type StageJob } from './executor.js';
+import { logStore, progressEvent, type Executor, type JobOutcome, type RunContext, type StageJob } from './executor.js';
 
 export interface LocalExecutorOptions {
   python: string;
   /** Directory that contains the `tao_jobs` package (put on PYTHONPATH). */
   jobsSrc: string;
-  store: ArtifactStore;
+  /** The log store when the run context names none (see RunContext.store). */
+  store?: ArtifactStore;
   /** Extra environment for the jobs (e.g. AWS credentials for an S3 store). */
   env?: Record<string, string>;
   killGraceMs?: number;
@@ -102,8 +103,9 @@ export class LocalExecutor implements Executor {
     if (ctx.signal.aborted) kill();
     ctx.signal.addEventListener('abort', kill, { once: true });
 
+    const store = logStore(ctx, this.options.store);
     const uploadLog = () =>
-      this.options.store.putStream(job.logUri, createReadStream(logFile)).catch(() => {
+      store.putStream(job.logUri, createReadStream(logFile)).catch(() => {
         /* the log is best effort while running; the final upload below reports errors */
       });
     const uploader = setInterval(uploadLog, this.options.logUploadIntervalMs ?? 15000);
@@ -117,7 +119,7 @@ export class LocalExecutor implements Executor {
       ctx.signal.removeEventListener('abort', kill);
     });
     await new Promise<void>((resolve) => log.end(resolve));
-    await this.options.store.putStream(job.logUri, createReadStream(logFile));
+    await store.putStream(job.logUri, createReadStream(logFile));
     const reason = (await fs.readFile(reasonFile, 'utf8').catch(() => '')).trim();
     await fs.rm(dir, { recursive: true, force: true });
     ctx.onProgress({ phase: exitCode === 0 ? 'succeeded' : 'failed' });

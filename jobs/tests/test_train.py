@@ -13,6 +13,7 @@ from tao_jobs.contract import BadInput
 from tao_jobs.models.local import model_rev, tiny_cached
 from tao_jobs.stages import train
 from tao_jobs.store import Store
+from tao_jobs.trainers import dpo
 
 MODEL = "tiny://engine?steps=100"
 FACTS = [
@@ -77,12 +78,12 @@ def test_train_writes_adapter_and_a_merged_model_that_differs_from_the_base(tmp_
 def test_pairs_below_min_margin_are_dropped_and_an_empty_dataset_is_bad_input(tmp_path):
     rows = _pairs()
     rows[0]["margin"] = 0.05
-    pairs, dropped = train._load_pairs(Store(), _write(tmp_path / "a.jsonl", rows), 0.1)
+    pairs, dropped = dpo.load_pairs(Store(), _write(tmp_path / "a.jsonl", rows), 0.1)
     assert (len(pairs), dropped) == (3, 1)
     with pytest.raises(BadInput, match="empty"):
         train.run(_spec(tmp_path, []), Store())
     with pytest.raises(BadInput, match="below minMargin"):
-        train._load_pairs(Store(), _write(tmp_path / "b.jsonl", rows[:1]), 0.1)
+        dpo.load_pairs(Store(), _write(tmp_path / "b.jsonl", rows[:1]), 0.1)
 
 
 def _write(path: Path, rows: list[dict]) -> str:
@@ -96,7 +97,7 @@ def test_log_metrics_average_the_last_epoch():
         {"loss": 0.5, "rewards/margins": 0.4, "rewards/accuracies": 1.0},
         {"train_runtime": 1.0},
     ]
-    m = train.log_metrics(history, steps_per_epoch=2)
+    m = dpo.metrics(history, steps_per_epoch=2)
     assert m == {"loss": 0.5, "firstLoss": 0.7, "rewardMargin": pytest.approx(0.3), "rewardAccuracy": 0.75}
-    assert train._loss({}) == {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]}
-    assert train._loss({"sftWeight": 0}) == {"loss_type": ["sigmoid"]}
+    assert dpo.loss_settings({}) == {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]}
+    assert dpo.loss_settings({"sftWeight": 0}) == {"loss_type": ["sigmoid"]}

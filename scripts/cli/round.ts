@@ -1,6 +1,7 @@
 /** Starting, following and summarising rounds from the `tao` CLI (the same calls `temporal workflow ...` makes). */
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type Client, type WorkflowHandle } from '@temporalio/client';
-import { ROUND_WORKFLOW, TASK_QUEUE, roundWorkflowId } from '../../common/constants.js';
+import { ROUND_WORKFLOW, roundWorkflowId } from '../../common/constants.js';
+import { taskQueue } from '../../workers/config.js';
 import type { RunSpec } from '../../common/run-spec.js';
 import type { RoundProgress, RoundResult } from '../../common/types.js';
 import { progressQuery } from '../../workflows/messages.js';
@@ -23,7 +24,7 @@ export function uiLink(
  */
 export async function startRound(client: Client, document: unknown, spec: RunSpec, workflowId?: string) {
   return client.workflow.start(ROUND_WORKFLOW, {
-    taskQueue: process.env.TAO_TASK_QUEUE ?? TASK_QUEUE,
+    taskQueue: taskQueue(),
     workflowId: workflowId ?? roundWorkflowId(spec.name, spec.round),
     args: [document],
     workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,

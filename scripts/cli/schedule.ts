@@ -3,7 +3,8 @@
  * flywheel name, id `tao-flywheel-<name>`; its action starts `taoFlywheel` with the flywheel spec as input.
  */
 import { ScheduleOverlapPolicy, type Client, type ScheduleDescription } from '@temporalio/client';
-import { FLYWHEEL_WORKFLOW, TASK_QUEUE } from '../../common/constants.js';
+import { FLYWHEEL_WORKFLOW } from '../../common/constants.js';
+import { taskQueue } from '../../workers/config.js';
 import { FlywheelSpecSchema } from '../../common/flywheel-spec.js';
 import { formatIssues } from '../../common/validate.js';
 import { SpecFileError } from './spec-file.js';
@@ -48,7 +49,7 @@ export async function createSchedule(client: Client, document: unknown, name: st
       type: 'startWorkflow',
       workflowType: FLYWHEEL_WORKFLOW,
       workflowId: `tao/${name}/flywheel`,
-      taskQueue: process.env.TAO_TASK_QUEUE ?? TASK_QUEUE,
+      taskQueue: taskQueue(),
       args: [document],
       staticSummary: `TAO flywheel ${name}`,
     },

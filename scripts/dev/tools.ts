@@ -1,16 +1,15 @@
 /** Paths of the tools that scripts/setup-python.sh installs into the cached venv (temporal, weed, python). */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cacheDir } from '../../workers/config.js';
+
+export { cacheDir };
 
 /** The repository checkout these scripts belong to. */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-export function cacheDir(): string {
-  return process.env.TAO_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'tao');
-}
 
 let ensured = false;
 

@@ -169,6 +169,25 @@ describe('starting rounds from the command line', () => {
       expect(status.stdout).toContain('COMPLETED');
       expect(status.stdout).toContain('PROMOTED');
 
+      // A user's `temporal` CLI profile is enough: no TEMPORAL_ADDRESS, only the profile file `temporal config set` wrote
+      const profileFile = path.join(new URL(root).pathname, 'temporal.toml');
+      await run(
+        venvBin('temporal'),
+        ['config', 'set', '--profile', 'tao-test', '--prop', 'address', '--value', inject('temporalAddress')],
+        {
+          env: { ...process.env, TEMPORAL_CONFIG_FILE: profileFile },
+        },
+      );
+      const { TEMPORAL_ADDRESS: _address, ...withoutAddress } = process.env;
+      const viaProfile = await run(
+        process.execPath,
+        ['--import', 'tsx', 'scripts/tao.ts', 'status', `tao/cli/${queue}`],
+        {
+          env: { ...withoutAddress, TEMPORAL_CONFIG_FILE: profileFile, TEMPORAL_PROFILE: 'tao-test' },
+        },
+      );
+      expect(viaProfile.stdout).toContain('COMPLETED');
+
       // The real temporal CLI: the spec file is the workflow input, unchanged.
       const id = `tao/cli/${queue}-temporal`;
       await temporalCli([

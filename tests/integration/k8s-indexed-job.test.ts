@@ -1,5 +1,5 @@
 /**
- * Multi-node training as one Kubernetes object (DESIGN rule 14), against the real control plane of
+ * Multi-node training as one Kubernetes object (docs/design.md#rule-14), against the real control plane of
  * tests/global-setup.ts: the Indexed Job and headless Service built by job-template.ts go through the real
  * apiserver validation, the job controller (indexes, hostnames, JOB_COMPLETION_INDEX, success), the scheduler
  * (GPU requests on the kwok fake GPU nodes) and the garbage collector (the Service goes with its owner Job).

@@ -1,5 +1,5 @@
 /**
- * Determinism (DESIGN rule 12): recorded histories of past rounds replay against the current workflow
+ * Determinism (docs/design.md#rule-12): recorded histories of past rounds replay against the current workflow
  * code. A change that would break running workflows fails here; version it with patched() instead.
  * Histories are recorded by scripts/record-histories.ts.
  */

@@ -2,7 +2,7 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import { defaultDeps, kubernetesExecutorFromEnv } from '../../workers/create-worker.js';
-import { stageTemplatesFromEnv } from '../../workers/stage-templates.js';
+import { stageTemplatesFromEnv } from '../../workers/config.js';
 
 const kubeConfig = new KubeConfig();
 kubeConfig.loadFromClusterAndUser({ name: 'c', server: 'https://127.0.0.1:1', skipTLSVerify: false }, { name: 'u' });

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { validateRunSpec } from '../../common/validate.js';
 import { renderRound } from '../..//scripts/cli/render.js';
-import { stageTemplatesFromEnv } from '../../workers/stage-templates.js';
+import { stageTemplatesFromEnv } from '../../workers/config.js';
 
 const spec = () => {
   const r = validateRunSpec(JSON.parse(readFileSync('tests/fixtures/specs/valid/full-s3.json', 'utf8')));

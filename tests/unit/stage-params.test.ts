@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { resolveUri } from '../../activities/artifacts/store.js';
 import type { RunSpec } from '../../common/run-spec.js';
 import { StageSpecSchema } from '../../common/stage-spec.js';
 import { validateRunSpec } from '../../common/validate.js';
@@ -17,7 +18,7 @@ import {
   prepareRequest,
   scoreRequest,
   trainRequest,
-  type StageRequest,
+  type AnyStageRequest,
 } from '../../workflows/stage-params.js';
 
 const dir = path.resolve('tests/fixtures/specs/valid');
@@ -31,7 +32,7 @@ function load(file: string): RunSpec {
 }
 
 /** Wraps a request in the fields the stage activity adds, as it writes stage-spec.json. */
-function stageSpec(spec: RunSpec, r: StageRequest, shard: { index: number; count: number } | null = null) {
+function stageSpec(spec: RunSpec, r: AnyStageRequest, shard: { index: number; count: number } | null = null) {
   return {
     apiVersion: 'tao/v1',
     kind: 'StageSpec',
@@ -41,15 +42,19 @@ function stageSpec(spec: RunSpec, r: StageRequest, shard: { index: number; count
     output: `file:///artifacts/stages/${r.stage}/k/`,
     store: {},
     stage: r.stage,
-    inputs: r.inputs,
+    // the stage activity resolves `file:relative` URIs against the worker's directory before writing the spec
+    inputs: Object.fromEntries(
+      Object.entries(r.inputs).map(([k, v]) => [k, Array.isArray(v) ? v.map(resolve) : resolve(v as string)]),
+    ),
     params: r.params,
   };
 }
 
+const resolve = (u: string) => resolveUri(u, '/work');
 const uri = (name: string) => `file:///artifacts/stages/x/${name}`;
 
 /** Every stage of a round built from one spec, with made-up upstream URIs. */
-function requests(spec: RunSpec): [StageRequest, { index: number; count: number } | null][] {
+function requests(spec: RunSpec): [AnyStageRequest, { index: number; count: number } | null][] {
   const shard = { index: 0, count: spec.generation.shards };
   return [
     [prepareRequest(spec), null],

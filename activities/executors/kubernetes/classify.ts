@@ -1,6 +1,6 @@
 /**
  * What a Job and its pods say, as one of: still pending (with the scheduler's reason), running, succeeded,
- * or failed with a failure type (DESIGN rule 5). Reads pod conditions and container states rather than
+ * or failed with a failure type (docs/design.md#rule-5). Reads pod conditions and container states rather than
  * `phase` alone, because phase hides the reasons users need (Unschedulable, ImagePullBackOff, OOMKilled).
  * Pure: table-tested on fixtures named for the behaviour.
  */

@@ -5,7 +5,7 @@
  * (activeDeadlineSeconds, ttlSecondsAfterFinished), and labels/annotations that identify the round.
  * Pure: no API calls, so it is table-tested and used by `tao render`.
  *
- * Multi-node training (`resources.nodes` > 1, train only; DESIGN rule 14) is still ONE Job: an Indexed Job
+ * Multi-node training (`resources.nodes` > 1, train only; docs/design.md#rule-14) is still ONE Job: an Indexed Job
  * whose pods run torchrun and meet through a headless Service (`buildService`), see `buildJob` below and
  * docs/compute-scaling.md.
  *

@@ -1,6 +1,6 @@
 /**
  * One watch on the stage Jobs of a namespace and one on their pods, shared by every stage activity of the
- * worker: O(1) watches however many Jobs run, instead of one poll loop per Job (DESIGN rule 2, issue 4).
+ * worker: O(1) watches however many Jobs run, instead of one poll loop per Job (docs/design.md#rule-2, issue 4).
  *
  * Built on the client's ListWatch (list, then watch from the list's resourceVersion, relist on 410 Gone),
  * plus what it leaves to its user:

@@ -1,7 +1,7 @@
 /**
  * The `kubernetes` executor: one batch/v1 Job per stage (or shard), watched through one shared watch.
  *
- * - Identity and adoption (DESIGN rule 3): the Job's name is a function of workflow id, round, stage, shard
+ * - Identity and adoption (docs/design.md#rule-3): the Job's name is a function of workflow id, round, stage, shard
  *   and a generation. Each run looks for the Job of generation 0, 1, ... and stops at the first that has
  *   not failed: it adopts it when it exists (a retried activity, a new worker after a crash) or creates it.
  *   409 AlreadyExists on create also means "adopt". So the generation moves only after a Job failed.
@@ -9,7 +9,7 @@
  *   its Job and classifies Job + pods on every change and at every resync (`classify.ts`).
  * - Heartbeats carry the phase, the pod summary, the scheduler's reason while Pending, and the progress
  *   events the job prints on stdout (read from the pod log, which is streamed to the artifact store).
- * - Cancellation by reason (rule 4): `cancelled` deletes the Job with Background propagation (no pods
+ * - Cancellation by reason (docs/design.md#rule-4): `cancelled` deletes the Job with Background propagation (no pods
  *   left); `worker-shutdown` / `timeout` leave it running for the retry to adopt.
  * - A Job that cannot start (Pending past the pending timeout, image pull failing past its grace) is
  *   deleted and reported with the scheduler's or the registry's reason.
@@ -18,6 +18,7 @@ import { ApiException, BatchV1Api, CoreV1Api, type KubeConfig, type V1Job } from
 import { FailureType } from '../../../common/errors.js';
 import type { ArtifactStore } from '../../artifacts/store.js';
 import {
+  logStore,
   progressEvent,
   type Executor,
   type JobOutcome,
@@ -47,8 +48,8 @@ const MAX_GENERATIONS = 50;
 export interface KubernetesExecutorOptions {
   kubeConfig: KubeConfig;
   config: KubernetesStageConfig;
-  /** Where pod logs are streamed (the stage's `logUri`). */
-  store: ArtifactStore;
+  /** Where pod logs are streamed when the run context names no store (see RunContext.store). */
+  store?: ArtifactStore;
   grace?: Grace;
   resyncMs?: number;
   logUploadEveryMs?: number;
@@ -168,7 +169,7 @@ export class KubernetesExecutor implements Executor {
       kubeConfig: this.options.kubeConfig,
       namespace: this.namespace,
       container: CONTAINER,
-      store: this.options.store,
+      store: logStore(ctx, this.options.store),
       logUri: job.logUri,
       uploadEveryMs: this.options.logUploadEveryMs,
       onLine: (line) => {

@@ -1,5 +1,5 @@
 /**
- * The reaper: the backstop of DESIGN rule 4 for stage Jobs whose workflow is closed. The executor deletes a
+ * The reaper: the backstop of docs/design.md#rule-4 for stage Jobs whose workflow is closed. The executor deletes a
  * Job itself only when its activity is cancelled; a Job outlives its round when the workflow is terminated,
  * times out, or fails while a stage runs, and when a worker dies for good. `ttlSecondsAfterFinished` only
  * covers Jobs that finished, and `activeDeadlineSeconds` is a day: the reaper deletes such Jobs as soon as
@@ -226,7 +226,7 @@ async function listJobs(batch: BatchV1Api, namespace: string, limit: number): Pr
  * The state of the workflow id's *latest* run, not of the run named in the Job's `tao.dev/run-id`.
  *
  * After a Reset (or a new start of the same id once the previous run closed, e.g. `tao run spec.json` again)
- * the new run computes the same deterministic Job names (DESIGN rule 3: the name depends on the workflow id,
+ * the new run computes the same deterministic Job names (docs/design.md#rule-3: the name depends on the workflow id,
  * never on the run) and adopts the Jobs the earlier run created, whose annotations still name the earlier,
  * now closed, run. Judging a Job by its annotated run would delete a Job an open run is watching. So a Job
  * is kept while ANY run of its workflow id is open, and Temporal allows at most one open run per workflow id

@@ -1,4 +1,4 @@
-"""The container contract shared by every stage (DESIGN rule 13).
+"""The container contract shared by every stage (docs/design.md#rule-13).
 
 Exit codes: 0 success (outputs and manifest written), 64 invalid stage spec, 65 missing or corrupt input,
 anything else a crash the orchestrator may retry. Progress goes to stdout as JSON lines; a one-line reason

@@ -1,4 +1,4 @@
-"""Stage output manifests (DESIGN rule 8): written last, so a present and valid manifest means the stage is done."""
+"""Stage output manifests (docs/design.md#rule-8): written last, so a valid manifest means the stage is done."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Each module has ``NAME``, ``PROGRESS_KEYS`` (log keys shown in progress lines), ``load(store, uri, params) ->
 Loaded`` (the dataset stage's rows, checked), ``build(ctx) -> Trainer`` and ``metrics(log_history,
-steps_per_epoch) -> dict``; ``common.train`` does the rest (model, LoRA, checkpoints, outputs, manifest).
+steps_per_epoch) -> dict``; ``tao_jobs.stages.train`` does the rest (model, LoRA, checkpoints, outputs, manifest).
 """
 
 from __future__ import annotations
