@@ -97,8 +97,8 @@ function sqlParams(params: Params, problems: string[]): void {
   if ((database === undefined) === (databaseField === undefined)) {
     problems.push('database: set exactly one of database and databaseField');
   }
-  if (database !== undefined && (typeof database !== 'string' || !/^(file|s3):\/\//.test(database))) {
-    problems.push(`database: must be a file:// or s3:// URI, got ${show(database)}`);
+  if (database !== undefined && (typeof database !== 'string' || !/^(file:|s3:\/\/)/.test(database))) {
+    problems.push(`database: must be a file:// (or file:relative) or s3:// URI, got ${show(database)}`);
   }
   if (databaseField !== undefined && (typeof databaseField !== 'string' || !databaseField)) {
     problems.push("databaseField: must be a non-empty string (a key of the prompt's meta)");

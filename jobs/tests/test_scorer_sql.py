@@ -251,7 +251,7 @@ def test_bad_params():
         "dialect: only 'sqlite' is supported (SQLite executes the queries), got 'postgres'",
         "vote: must be true or false, got 'yes'",
     ]
-    with pytest.raises(ScorerParamsError, match="database: must be a file:// or s3:// URI"):
+    with pytest.raises(ScorerParamsError, match=r"database: must be a file:// \(or file:relative\) or s3:// URI"):
         SqlScorer({"database": "/tmp/db.sqlite"})
 
 

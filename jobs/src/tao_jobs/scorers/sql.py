@@ -1,7 +1,8 @@
 """``sql``: text-to-SQL verification without gold answers: execute each sample's query, then vote.
 
 Params:
-- ``database``: URI of the SQLite database every prompt is about (``file:///path/db.sqlite`` or
+- ``database``: URI of the SQLite database every prompt is about (``file:///path/db.sqlite``,
+  ``file:relative/db.sqlite`` resolved against the job's working directory like ``prompts.uri``, or
   ``s3://bucket/key``), or
 - ``databaseField``: the key in each prompt's ``meta`` holding that prompt's database URI (BIRD/Spider style,
   one database per question). Exactly one of the two is required; a prompt without the field, or a database
@@ -250,9 +251,9 @@ class SqlScorer(Scorer):
         if (self.database is None) == (self.field is None):
             problems.append("database: set exactly one of database and databaseField")
         if self.database is not None and (
-            not isinstance(self.database, str) or not self.database.startswith(("file://", "s3://"))
+            not isinstance(self.database, str) or not self.database.startswith(("file:", "s3://"))
         ):
-            problems.append(f"database: must be a file:// or s3:// URI, got {self.database!r}")
+            problems.append(f"database: must be a file:// (or file:relative) or s3:// URI, got {self.database!r}")
         if self.field is not None and (not isinstance(self.field, str) or not self.field):
             problems.append("databaseField: must be a non-empty string (a key of the prompt's meta)")
         self.timeout = number_param(params, "timeoutS", 5.0, problems, exclusive_minimum=0)
@@ -293,7 +294,7 @@ class SqlScorer(Scorer):
             self._tmpdir.append(Path(tempfile.mkdtemp(prefix="tao-sql-")))
         dest = self._tmpdir[0] / f"db-{len(self._copies)}.sqlite"
         download = None
-        if uri.startswith("file://"):
+        if uri.startswith("file:"):  # file:relative resolves against the job's working directory
             src = Path(unquote(urlparse(uri).path))
             if not src.is_file():
                 raise BadInput(f"{uri}: database file does not exist")
