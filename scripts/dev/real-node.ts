@@ -11,7 +11,7 @@
  * through the apiserver, kills any container still running, stops the kubelet and containerd, and removes the
  * bridge: a run leaves no container, pod network or process behind.
  *
- * Ports: kubelet basePort, its healthz basePort+1. Pods get 10.88.<n>.0/24 on bridge `tao<basePort>`; the
+ * Ports: kubelet basePort, its healthz basePort+1, the optional workload controllers basePort+2. Pods get 10.88.<n>.0/24 on bridge `tao<basePort>`; the
  * bridge's address (`gateway`) is the host as pods see it, where forward() exposes loopback-only services.
  */
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
@@ -25,7 +25,10 @@ import { cacheDir, REPO_ROOT } from './tools.js';
 
 const run = promisify(execFile);
 export const REAL_NODE_LABEL = { key: 'tao.dev/real-node', value: 'true' } as const;
-/** Node name: the apiserver reaches a kubelet by its Hostname address first, and `localhost` resolves. */
+/**
+ * Node name, and so its Hostname address: the apiserver dials a kubelet (pod logs) by the Hostname address
+ * first, and `localhost` resolves to where the kubelet listens (127.0.0.1). No cluster DNS needed.
+ */
 export const REAL_NODE_NAME = 'localhost';
 export const REGISTRY = process.env.TAO_REGISTRY ?? 'localhost:5000';
 
@@ -38,6 +41,11 @@ export interface RealNodeOptions {
   kubeConfig: KubeConfig;
   /** The sandbox ("pause") image in the registry (scripts/k8s/build-images.sh pause). */
   pauseImage: string;
+  /**
+   * Also run the controllers of Deployments and ReplicaSets (a second kube-controller-manager with only those,
+   * from `binDir`): the test control plane runs only the Job-related ones, and the worker Deployment needs them.
+   */
+  workloadControllers?: { binDir: string };
 }
 
 export interface RealNode {
@@ -92,13 +100,34 @@ export async function ensureKubelet(): Promise<string> {
   return stdout.trim().split('\n').at(-1)!;
 }
 
+/**
+ * Unmounts what a kubelet left mounted under `dir` (it bind-mounts its root dir onto itself to make it shared,
+ * and pods' volumes below it), deepest first, so the dir can be removed.
+ */
+export function unmountUnder(dir: string): void {
+  const prefix = path.resolve(dir) + '/';
+  const mounts = fs
+    .readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1]?.replace(/\\040/g, ' '))
+    .filter((m): m is string => !!m && (m + '/').startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) {
+    try {
+      execFileSync('umount', [m], { stdio: 'ignore' });
+    } catch {
+      execFileSync('umount', ['-l', m], { stdio: 'ignore' });
+    }
+  }
+}
+
 function pidFile(o: { dir: string; basePort: number }, name: string) {
   return path.join(o.dir, '..', `node-${o.basePort}-${name}.pid`);
 }
 
 /** Stops processes of a real node left behind by an interrupted run on this basePort (pid files next to dir). */
 export async function stopLeftoverNode(o: { dir: string; basePort: number }): Promise<void> {
-  for (const name of ['kubelet', 'containerd']) {
+  for (const name of ['kubelet', 'containerd', 'workload-controllers']) {
     const file = pidFile(o, name);
     if (!fs.existsSync(file)) continue;
     const pid = Number(fs.readFileSync(file, 'utf8'));
@@ -132,6 +161,7 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
   if (missing) throw new Error(missing);
   const kubelet = await ensureKubelet();
   await stopLeftoverNode(o);
+  unmountUnder(o.dir);
   fs.rmSync(o.dir, { recursive: true, force: true });
   const d = (...p: string[]) => path.join(o.dir, ...p);
   for (const sub of ['containerd-state', 'cni/net.d', 'cni/ipam', 'kubelet', 'pod-logs']) {
@@ -242,7 +272,11 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
   };
   fs.writeFileSync(d('kubelet-config.json'), JSON.stringify(kubeletConfig, null, 2));
 
-  const logs: Record<string, string> = { containerd: d('containerd.log'), kubelet: d('kubelet.log') };
+  const logs: Record<string, string> = {
+    containerd: d('containerd.log'),
+    kubelet: d('kubelet.log'),
+    'workload-controllers': d('workload-controllers.log'),
+  };
   const started: Record<string, Started> = {};
   const forwards: net.Server[] = [];
   const sockets = new Set<net.Socket>();
@@ -306,18 +340,29 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
         /* the control plane may be gone already: the containers are killed below */
       }
       await stopProcess(started.kubelet.child);
+      unmountUnder(d('kubelet'));
     }
+    if (started['workload-controllers']) await stopProcess(started['workload-controllers'].child);
     if (started.containerd) {
       await killAllTasks();
       await stopProcess(started.containerd.child);
     }
     await core.deleteNode({ name: REAL_NODE_NAME }).catch(() => undefined);
     removeBridge();
-    for (const name of ['kubelet', 'containerd']) fs.rmSync(pidFile(o, name), { force: true });
+    for (const name of ['kubelet', 'containerd', 'workload-controllers']) fs.rmSync(pidFile(o, name), { force: true });
   };
 
   try {
     removeBridge(); // one left by an interrupted run would carry its old address
+    // the pod bridge exists before the kubelet: its address is the node's InternalIP (a kubelet refuses a
+    // loopback node IP), and the CNI bridge plugin adopts a bridge that already has the gateway address
+    for (const args of [
+      ['link', 'add', 'name', bridge, 'type', 'bridge'],
+      ['addr', 'add', `${gateway}/24`, 'dev', bridge],
+      ['link', 'set', bridge, 'up'],
+    ]) {
+      execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    }
     started.containerd = startLogged('containerd', ['--config', d('containerd.toml')], logs.containerd!);
     fs.writeFileSync(pidFile(o, 'containerd'), String(started.containerd.child.pid));
     await waitUntil(
@@ -342,7 +387,7 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
         `--root-dir=${d('kubelet')}`,
         `--cert-dir=${d('kubelet', 'pki')}`,
         `--hostname-override=${REAL_NODE_NAME}`,
-        '--node-ip=127.0.0.1',
+        `--node-ip=${gateway}`,
         `--node-labels=${REAL_NODE_LABEL.key}=${REAL_NODE_LABEL.value}`,
         '--v=1',
       ],
@@ -361,6 +406,25 @@ export async function startRealNode(o: RealNodeOptions): Promise<RealNode> {
       120_000,
       logs.kubelet,
     );
+    if (o.workloadControllers) {
+      started['workload-controllers'] = startLogged(
+        path.join(o.workloadControllers.binDir, 'kube-controller-manager'),
+        [
+          `--kubeconfig=${o.kubeconfigPath}`,
+          `--authentication-kubeconfig=${o.kubeconfigPath}`,
+          `--authorization-kubeconfig=${o.kubeconfigPath}`,
+          '--controllers=deployment-controller,replicaset-controller',
+          '--leader-elect=false',
+          '--bind-address=127.0.0.1',
+          `--secure-port=${o.basePort + 2}`,
+          `--cert-dir=${d('workload-controllers-certs')}`,
+          '--use-service-account-credentials=false',
+          '--v=1',
+        ],
+        logs['workload-controllers']!,
+      );
+      fs.writeFileSync(pidFile(o, 'workload-controllers'), String(started['workload-controllers'].child.pid));
+    }
   } catch (e) {
     await stop();
     throw e;

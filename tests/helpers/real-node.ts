@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, inject } from 'vitest';
+import { ensureK8sBinaries } from '../../scripts/dev/k8s-dev.js';
 import { startRealNode, type RealNode } from '../../scripts/dev/real-node.js';
 import { REPO_ROOT } from '../../scripts/dev/tools.js';
 import { adminKubeConfig } from './k8s.js';
@@ -36,7 +37,7 @@ export interface RealNodeContext {
 }
 
 /** Starts the node (and builds `images` plus the pause image) before the file's tests; stops it after. */
-export function useRealNode(images: string[]): () => RealNodeContext {
+export function useRealNode(images: string[], options: { workloadControllers?: boolean } = {}): () => RealNodeContext {
   let ctx: RealNodeContext | undefined;
   beforeAll(async () => {
     const built = await buildImages(['pause', ...images]);
@@ -47,6 +48,7 @@ export function useRealNode(images: string[]): () => RealNodeContext {
       kubeconfigPath: inject('k8sKubeconfig'),
       kubeConfig: adminKubeConfig(),
       pauseImage: built.pause!,
+      workloadControllers: options.workloadControllers ? { binDir: await ensureK8sBinaries() } : undefined,
     });
     ctx = { node, images: built };
   }, 60 * 60_000);

@@ -200,7 +200,8 @@ describe('kubernetes executor on a real node (kubelet + containerd + runc + CNI 
     // the kubelet's last word on the container: it exited by itself with the handler's code after the delay
     const last = pods.states.filter((s) => s.terminated).at(-1)?.terminated;
     expect(last).toMatchObject({ exitCode: 42 });
-    expect(new Date(last!.finishedAt!).getTime() - cancelledAt).toBeGreaterThanOrEqual(2500);
+    // (finishedAt has whole seconds: the 3 s in the handler show as at least 2)
+    expect(new Date(last!.finishedAt!).getTime() - cancelledAt).toBeGreaterThanOrEqual(2000);
     expect(pods.states.some((s) => s.deletionTimestamp)).toBe(true);
   });
 
