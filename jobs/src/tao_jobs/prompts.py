@@ -133,7 +133,8 @@ def _messages(raw: object) -> tuple[list[dict] | None, str | None]:
             return None, f"messages.{i}: must be an object with role and content"
         role, content = m.get("role"), m.get("content")
         if role not in ROLES:
-            return None, f"messages.{i}.role: must be one of {', '.join(ROLES)}, got {role!r}"
+            # the value is user data (could be prompt text): the line number locates it
+            return None, f"messages.{i}.role: must be one of {', '.join(ROLES)}"
         if not isinstance(content, str) or not content.strip():
             return None, f"messages.{i}.content: must be a non-empty string"
         out.append({"role": role, "content": content})
@@ -194,7 +195,8 @@ def _reference_problem(ref: object) -> str | None:
             return "must be a non-empty list of non-empty strings or finite numbers"
         return None
     if not one(ref):
-        return f"must be a non-empty string, a finite number or a list of them, got {json.dumps(ref)[:60]}"
+        # the type, never the value: a reference is data and the message reaches Temporal's history
+        return f"must be a non-empty string, a finite number or a list of them, got {type(ref).__name__}"
     return None
 
 

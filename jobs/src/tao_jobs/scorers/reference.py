@@ -104,7 +104,7 @@ def _as_number(prompt: dict, ref: object) -> float:
         return float(Decimal(str(ref).strip().replace(",", "")))
     except (InvalidOperation, ValueError):
         raise BadInput(
-            f"prompt {prompt.get('prompt_id')!r}: reference {ref!r} is not a number (numeric-match needs numbers)"
+            f"prompt {prompt.get('prompt_id')!r}: its reference is not a number (numeric-match needs numbers)"
         ) from None
 
 
