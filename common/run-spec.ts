@@ -35,7 +35,10 @@ export const SCORER_TYPES = ['regex', 'length', 'json', 'python', 'sql', 'vote',
 
 /** True for a scorer that needs references: a reference type, or the python verifier with `reference: true`. */
 export function needsReference(s: { type: string; params?: Record<string, unknown> }): boolean {
-  return (REFERENCE_SCORER_TYPES as readonly string[]).includes(s.type) || (s.type === 'python' && s.params?.reference === true);
+  return (
+    (REFERENCE_SCORER_TYPES as readonly string[]).includes(s.type) ||
+    (s.type === 'python' && s.params?.reference === true)
+  );
 }
 
 const scorer = z

@@ -83,7 +83,8 @@ function extractor(params: Params, extractors: string[], defaultExtract: string,
   if ((params.extract ?? defaultExtract) === 'regex') {
     patternParams(params, true, problems);
   } else {
-    for (const key of ['pattern', 'flags']) if (key in params) problems.push(`${key}: only allowed with extract 'regex'`);
+    for (const key of ['pattern', 'flags'])
+      if (key in params) problems.push(`${key}: only allowed with extract 'regex'`);
   }
 }
 

@@ -8,6 +8,8 @@ export const SA = {
   stageStatus: defineSearchAttributeKey('TaoStageStatus', SearchAttributeType.KEYWORD),
   model: defineSearchAttributeKey('TaoModel', SearchAttributeType.KEYWORD),
   configHash: defineSearchAttributeKey('TaoConfigHash', SearchAttributeType.KEYWORD),
+  /** The gate's rule, statistic, threshold and verdict: `ciLower +0.0412 vs 0: promote`. */
+  gate: defineSearchAttributeKey('TaoGate', SearchAttributeType.KEYWORD),
 };
 
 /** Name → type as the `temporal` CLI spells it (`--search-attribute TaoStage=Keyword`). */

@@ -46,6 +46,7 @@ export function decideGate(spec: RunSpec, improvement: number): GateDecision {
 }
 
 const signed = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(4);
+const versus = (ok: boolean) => (ok ? ' >' : ', not more than the required');
 const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
 
 /** The decision on the evaluation metrics: the checks in the module comment, the first failing one decides. */
@@ -58,7 +59,11 @@ export function gateVerdict(gate: RunSpec['gate'], m: GateMetrics): GateDecision
   } else {
     const what = rule === 'mean' ? 'mean change' : '95% CI lower bound of the change';
     const ok = stat > threshold;
-    checks.push({ name: 'rule', passed: ok, detail: `${rule}: ${what} ${signed(stat)} ${ok ? '>' : '<='} ${threshold}` });
+    checks.push({
+      name: 'rule',
+      passed: ok,
+      detail: `${rule}: ${what} ${signed(stat)}${versus(ok)} ${threshold}`,
+    });
   }
   const vs = m.vsPromoted;
   if (vs?.compared) {
@@ -68,7 +73,7 @@ export function gateVerdict(gate: RunSpec['gate'], m: GateMetrics): GateDecision
     checks.push({
       name: 'promoted',
       passed: ok,
-      detail: `${rule} vs the promoted model: ${shown} ${ok ? '>' : '<='} ${threshold}`,
+      detail: `${rule} vs the promoted model: ${shown}${versus(ok)} ${threshold}`,
     });
   }
   const tasks = Object.entries(m.tasks ?? {});

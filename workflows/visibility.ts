@@ -30,6 +30,11 @@ export function showModel(uri: string): void {
   upsertSearchAttributes([{ key: SA.model, value: uri }]);
 }
 
+/** The gate's rule, numbers and verdict, searchable (`TaoGate STARTS_WITH "ciLower"`). */
+export function showGate(summary: string): void {
+  upsertSearchAttributes([{ key: SA.gate, value: summary }]);
+}
+
 function failureMarkdown(f: StageFailure, workflowId: string): string {
   const shard = f.shard === null ? '' : `, "shard": ${f.shard}`;
   return [
@@ -46,7 +51,14 @@ function failureMarkdown(f: StageFailure, workflowId: string): string {
     .join('\n\n');
 }
 
-export function showDetails(spec: RunSpec, workflowId: string, p: RoundProgress, links: Record<string, string>): void {
+/** `notes`: extra Markdown blocks after the stage table (the gate's decision once it is made). */
+export function showDetails(
+  spec: RunSpec,
+  workflowId: string,
+  p: RoundProgress,
+  links: Record<string, string>,
+  notes: string[] = [],
+): void {
   const rows = Object.entries(p.stages).map(([stage, s]) => {
     const jobs = `${s!.jobs ?? 0} ran, ${s!.reused ?? 0} reused`;
     const records = s!.recordsIn !== undefined ? `${s!.recordsIn} → ${s!.recordsOut}` : '';
@@ -61,6 +73,7 @@ export function showDetails(spec: RunSpec, workflowId: string, p: RoundProgress,
       '| --- | --- | --- | --- | --- | --- |',
       ...rows,
       ...p.waiting.map((f) => failureMarkdown(f, workflowId)),
+      ...notes,
     ].join('\n'),
   );
 }

@@ -18,7 +18,9 @@ CASES = json.loads((Path(__file__).resolve().parents[2] / "tests/fixtures/scorer
 def test_python_scorer_reports_the_expected_keys(case):
     factory = SCORER_TYPES[case["type"]]
     try:
-        scorer = factory(case["params"], store=None) if getattr(factory, "uses_store", False) else factory(case["params"])
+        scorer = (
+            factory(case["params"], store=None) if getattr(factory, "uses_store", False) else factory(case["params"])
+        )
         problems: list[str] = []
         scorer.close()
     except ScorerParamsError as e:

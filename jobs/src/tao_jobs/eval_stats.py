@@ -133,6 +133,10 @@ def _fmt(x: float) -> str:
     return f"{x:+.4f}"
 
 
+def _vs(ok: bool) -> str:
+    return " >" if ok else ", not more than the required"
+
+
 def gate_verdict(metrics: dict, gate: dict) -> dict:
     """The gate's decision from the evaluation metrics: the same rules as workflows/gate.ts.
 
@@ -152,23 +156,24 @@ def gate_verdict(metrics: dict, gate: dict) -> dict:
         what = "mean change" if rule == "mean" else "95% CI lower bound of the change"
         ok = stat > threshold
         checks.append(
-            {"name": "rule", "passed": ok, "detail": f"{rule}: {what} {_fmt(stat)} {'>' if ok else '<='} {threshold}"}
+            {"name": "rule", "passed": ok, "detail": f"{rule}: {what} {_fmt(stat)}{_vs(ok)} {threshold}"}
         )
     vs = metrics.get("vsPromoted")
     if vs and vs.get("compared"):
-        s = vs["change"] if rule == "mean" else vs["ciLow"]
+        s = vs.get("change") if rule == "mean" else vs.get("ciLow")
         ok = s is not None and math.isfinite(s) and s > threshold
+        shown = _fmt(s) if s is not None and math.isfinite(s) else "n/a"
         checks.append(
             {
                 "name": "promoted",
                 "passed": ok,
-                "detail": f"{rule} vs the promoted model: {_fmt(s)} {'>' if ok else '<='} {threshold}",
+                "detail": f"{rule} vs the promoted model: {shown}{_vs(ok)} {threshold}",
             }
         )
     tasks = metrics.get("tasks") or {}
     if len(tasks) > 1:
         bound = gate["maxTaskRegression"]
-        worst = sorted((t["change"], name) for name, t in tasks.items() if t.get("n"))
+        worst = sorted((t["change"], name) for name, t in tasks.items() if t.get("n"))  # ties: by name
         bad = [(c, n) for c, n in worst if c < -bound]
         detail = (
             f"task {bad[0][1]!r} regressed {_fmt(bad[0][0])} (bound -{bound})"

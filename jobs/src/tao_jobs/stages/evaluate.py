@@ -21,6 +21,7 @@ with its score histogram ``plots/scores.svg`` beside it.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import time
@@ -199,6 +200,17 @@ def _kl(dirs: dict, prompts: list[dict], rows: list[dict]) -> float | None:
             torch.cuda.empty_cache()
 
 
+def _finite(value):
+    """NaN and infinities (an empty comparison, a zero base length) as null: the manifest is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _breakdown(rows: list[dict], keys: list, key_of, resamples: int, seed: int) -> dict:
     """Candidate − base per group of prompts (task or split)."""
     base, tuned = per_prompt(rows, "base"), per_prompt(rows, "tuned")
@@ -270,7 +282,7 @@ def _evaluate(spec: dict, store: Store, quality: ScoringPlan, reward: ScoringPla
             outputs={"report": "report.md", "results": "eval.jsonl"},
             records_in=len(prompts),
             records_out=len(rows),
-            metrics=metrics,
+            metrics=_finite(metrics),
             started_at=started,
         )
     finally:
