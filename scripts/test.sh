@@ -16,5 +16,9 @@ bash scripts/test-python.sh
 echo "== Kubernetes control plane binaries (built from Go modules once, then cached by version)"
 bash scripts/k8s/build-control-plane.sh >/dev/null
 bash scripts/k8s/build-kustomize.sh >/dev/null
+echo "== Real node and images (kubelet and kubectl from Go modules; images cached by content in a local registry)"
+bash scripts/k8s/build-kubelet.sh >/dev/null
+bash scripts/k8s/registry.sh
+bash scripts/k8s/build-images.sh pause probe worker jobs-cpu >/dev/null
 echo "== TypeScript: unit, integration, end to end"
 npx vitest run "$@"
