@@ -6,13 +6,52 @@
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import path from 'node:path';
-import type { RoundResult } from '../common/types.js';
+import type { GateDecision, RoundEvaluation, RoundResult } from '../common/types.js';
 import { createTaoWorker } from '../workers/create-worker.js';
 import { connectClient } from './cli/client.js';
 import { follow, startRound, summarise, uiLink } from './cli/round.js';
 import { loadSpecFile } from './cli/spec-file.js';
 import { startDevServer } from './dev/temporal-dev.js';
 import { cacheDir } from './dev/tools.js';
+
+/**
+ * What the demo is about, said plainly: the independent metric (the evaluation's own scorers, against
+ * references) base → tuned with the paired 95% interval of the change, the training reward beside it, and the
+ * gate's rule with the numbers that decided. Fields the evaluation did not report are left out.
+ */
+function verdictLines(r: { evaluation: RoundEvaluation; gate: GateDecision }): string[] {
+  const e = r.evaluation;
+  const f = (x: number) => x.toFixed(3);
+  const signed = (x: number) => (x >= 0 ? '+' : '') + f(x);
+  const which =
+    e.scorers === 'training'
+      ? 'the training scorers (reused by choice: not independent)'
+      : "the evaluation's own scorers";
+  const lines = [
+    `  independent metric (${which}): base ${f(e.base.mean)} → tuned ${f(e.tuned.mean)}, change ${signed(e.improvement)}` +
+      (e.improvementCiLow !== undefined && e.improvementCiHigh !== undefined
+        ? ` (95% CI ${signed(e.improvementCiLow)} … ${signed(e.improvementCiHigh)}, paired per prompt, n=${e.tuned.n})`
+        : ''),
+  ];
+  if (e.reward)
+    lines.push(
+      `  training reward: change ${signed(e.reward.change)} (95% CI ${signed(e.reward.ciLow)} … ${signed(e.reward.ciHigh)})`,
+    );
+  if (e.tasks)
+    for (const [task, t] of Object.entries(e.tasks))
+      lines.push(`    task ${task}: ${signed(t.change)} (95% CI ${signed(t.ciLow)} … ${signed(t.ciHigh)}, n=${t.n})`);
+  if (e.rewardHacking?.flagged) lines.push(`  reward hacking flagged: ${e.rewardHacking.reason}`);
+  const g = r.gate;
+  const rule =
+    g.rule === undefined
+      ? 'gate'
+      : `gate rule: ${g.rule === 'ciLower' ? 'lower bound of the 95% CI' : 'mean change'} > ${g.threshold ?? 0}`;
+  const stat = g.statistic === undefined || g.statistic === null ? '' : ` (statistic ${signed(g.statistic)})`;
+  lines.push(
+    `  ${rule}${stat} → ${g.passed ? 'passed' : 'refused'}${g.decidedBy ? `, decided by ${g.decidedBy}` : ''}`,
+  );
+  return lines;
+}
 
 // The demo shows progress bars; worker lifecycle logs would only interleave with them.
 Runtime.install({ logger: new DefaultLogger('WARN') });
@@ -41,5 +80,6 @@ const result = await worker.runUntil(async () => {
 });
 await close();
 console.log(summarise(result.result, result.runId));
+console.log(verdictLines(result.result).join('\n'));
 console.log(`  finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 if (!result.result.promoted) process.exitCode = 3;
