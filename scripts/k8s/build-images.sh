@@ -123,28 +123,33 @@ node_base() {
   echo "$tag"
 }
 
-# A wheelhouse for the Python images, filled from this machine's pip cache (no second download of torch) and
-# served to the build over loopback: pip in the build installs from it only (PIP_NO_INDEX).
+# A wheelhouse for the Python images, downloaded once per requirements file on this machine and served to
+# the build over loopback on a fixed port (build arguments are part of BuildKit's cache key: a fixed URL keeps
+# the pip layer cached when only the copied sources change); pip in the build installs from it only.
+WHEEL_PORT="${TAO_WHEEL_PORT:-5001}"
 wheel_server_pid=""
-stop_wheels() { [[ -z "$wheel_server_pid" ]] || kill "$wheel_server_pid" 2>/dev/null || true; }
+stop_wheels() { if [[ -n "$wheel_server_pid" ]]; then kill "$wheel_server_pid" 2>/dev/null || true; wheel_server_pid=""; fi; }
 trap stop_wheels EXIT
-pip_args() { # <requirements file> -> build args
-  local req="$1" py wh port
+pip_args=()
+serve_wheels() { # <requirements file>: sets pip_args (empty when no Python is there to fill the wheelhouse)
+  local req="$1" py wh
+  pip_args=()
   py="${TAO_WHEEL_PYTHON:-$CACHE/venv/bin/python}"
   [[ -x "$py" ]] || { log "no $py: pip in the build downloads from the index"; return 0; }
   wh="$CACHE/images/wheelhouse-$(hash_of "$req")"
   if [[ ! -f "$wh/.complete" ]]; then
-    log "wheelhouse for $req (from the pip cache)"
+    log "wheelhouse for $req"
     PIP_CACHE_DIR="$CACHE/pip" "$py" -m pip download --quiet --only-binary=:all: -r "$req" -d "$wh" >&2 ||
       die "pip download -r $req failed"
     touch "$wh/.complete"
   fi
-  port="$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  "$py" -m http.server --bind 127.0.0.1 --directory "$wh" "$port" >/dev/null 2>&1 &
+  curl -fsS -o /dev/null "http://127.0.0.1:$WHEEL_PORT/" 2>/dev/null &&
+    die "port $WHEEL_PORT (the build's wheelhouse) is taken: free it or set TAO_WHEEL_PORT"
+  "$py" -m http.server --bind 127.0.0.1 --directory "$wh" "$WHEEL_PORT" >/dev/null 2>&1 &
   wheel_server_pid=$!
   local i
-  for i in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break; sleep 0.1; done
-  echo "--network=host --build-arg PIP_FIND_LINKS=http://127.0.0.1:$port/ --build-arg PIP_NO_INDEX=1"
+  for i in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$WHEEL_PORT/" 2>/dev/null && break; sleep 0.1; done
+  pip_args=(--network=host --build-arg "PIP_FIND_LINKS=http://127.0.0.1:$WHEEL_PORT/" --build-arg PIP_NO_INDEX=1)
 }
 
 push() { # <local tag> <name> <content hash>
@@ -162,6 +167,9 @@ push() { # <local tag> <name> <content hash>
 }
 
 mkdir -p "$CACHE/images"
+# one run at a time (concurrent test runs): the second finds the images built and pushed
+exec 9>"$CACHE/images/.build-images.lock"
+flock 9
 for name in "${images[@]}"; do
   case "$name" in
   jobs-cpu | train | score | generate)
@@ -169,9 +177,9 @@ for name in "${images[@]}"; do
     file="k8s/images/$name.Dockerfile"
     reqs=(k8s/images/requirements-"$name"*.txt)
     key="$(printf '%s %s' "$base" "$(hash_of "$file" "${reqs[@]}" jobs/src)" | sha256sum | cut -c1-16)"
-    extra=()
-    if [[ "$name" = jobs-cpu ]]; then read -r -a extra <<<"$(pip_args "${reqs[0]}")"; fi
-    build "tao-$name:$key" "$file" --build-arg "BASE=$base" "${secrets[@]}" "${extra[@]}"
+    pip_args=()
+    if [[ "$name" = jobs-cpu ]] && ! have_local "tao-$name:$key"; then serve_wheels "${reqs[0]}"; fi
+    build "tao-$name:$key" "$file" --build-arg "BASE=$base" "${secrets[@]}" "${pip_args[@]}"
     stop_wheels
     push "tao-$name:$key" "$name" "$key"
     ;;
