@@ -16,7 +16,9 @@ log() { echo "[build-kubelet $(date -u +%H:%M:%S)] $*" >&2; }
 
 # Same version as the control plane when one is built.
 order=""
-for v in $K8S_VERSIONS; do [[ -f "$CACHE_ROOT/$v/bin/.complete" ]] && order="$v"; done
+for v in $K8S_VERSIONS; do
+  if [[ -f "$CACHE_ROOT/$v/bin/.complete" ]]; then order="$v" && break; fi # the one build-control-plane.sh returns
+done
 [[ -n "$order" ]] && K8S_VERSIONS="$order"
 
 for v in $K8S_VERSIONS; do
