@@ -102,3 +102,104 @@ def test_summary_leaves_out_unscored_samples_and_prompts():
     assert (m["base"]["n"], m["base"]["mean"], m["tuned"]["mean"], m["unscoredSamples"]) == (1, 0.2, 0.6, 2)
     with pytest.raises(BadInput, match="no evaluation prompt has a score for every model"):
         summarize([r for r in rows if r["prompt_id"] == "c"], ["c"], 100, 0)
+
+
+# --- independent evaluation (issue 10) ---------------------------------------------------------------------
+
+GATE = {"rule": "ciLower", "minImprovement": 0, "maxTaskRegression": 0.05, "rewardHacking": "refuse"}
+GATE |= {"flatTolerance": 0.01, "promote": True}
+OWN = {"reuseTrainingScorers": False, "scorers": [{"name": "exact", "type": "exact-match", "weight": 1,
+       "params": {"extract": "last-number"}}], "tasks": {}}  # fmt: skip
+
+
+def _with_references(tmp_path: Path) -> None:
+    answers = ["8", "7", "3", "88", "12"]
+    rows = [
+        {"prompt_id": f"h{i}", "messages": [{"role": "user", "content": q}], "task": "trivia" if i % 2 else "math",
+         "reference": a}
+        for i, (q, a) in enumerate(zip(QUESTIONS, answers, strict=True))
+    ]  # fmt: skip
+    write_jsonl(tmp_path / "in" / "heldout.jsonl", rows)
+    bench = [{"prompt_id": "h0", "messages": [{"role": "user", "content": "How many wheels does a car have?"}],
+              "task": "math", "reference": ["4", "four"]}]  # fmt: skip
+    write_jsonl(tmp_path / "in" / "benchmark.jsonl", bench)
+
+
+def _run(tmp_path: Path, inputs: dict, params: dict) -> tuple[dict, str]:
+    from tao_jobs.stages import evaluate
+    from tao_jobs.store import Store
+
+    uri = make_spec("evaluate", tmp_path, inputs=inputs, params=params)
+    spec = json.loads(Path(uri.removeprefix("file://")).read_text())
+    return evaluate.run(spec, Store())["metrics"], spec["output"]
+
+
+def test_independent_evaluation_compares_base_candidate_and_promoted(tmp_path):
+    _with_references(tmp_path)
+    base, tuned, promoted = (tiny_cached(u).as_uri() + "/" for u in (BASE, OTHER, BASE + "&seed=2"))
+    inputs = {"base": base, "tuned": tuned, "promoted": promoted, "benchmark": "in/benchmark.jsonl"}
+    m, out = _run(tmp_path, inputs, {"maxTokens": 12, "evaluation": OWN, "gate": GATE, "bootstrap": 200})
+    rows = read_jsonl(out + "eval.jsonl")
+    assert {r["model"] for r in rows} == {"base", "tuned", "promoted"}
+    assert {(r["split"], r["prompt_id"]) for r in rows if r["model"] == "base"} == {
+        *(("heldOut", f"h{i}") for i in range(5)),
+        ("benchmark", "h0"),  # the same id in both splits stays two prompts
+    }
+    assert all(set(r["scores"]) == {"exact"} and set(r["rewards"]) == {"has_digit", "short"} for r in rows)
+    assert m["evaluationScorers"] == "evaluation" and m["scorerNames"]["training"] == ["has_digit", "short"]
+    assert (
+        m["base"]["n"] == 6 and set(m["splits"]) == {"heldOut", "benchmark"} and set(m["tasks"]) == {"trivia", "math"}
+    )
+    assert m["splits"]["benchmark"]["n"] == 1 and m["tasks"]["math"]["n"] == 4
+    assert m["reward"]["n"] == 6 and m["reward"]["ciLow"] <= m["reward"]["change"] <= m["reward"]["ciHigh"]
+    assert m["vsPromoted"]["compared"] and m["vsPromoted"]["n"] == 6 and m["promoted"]["n"] == 6
+    assert m["klToBase"] is not None and m["klToBase"] > 0  # different weights: the candidate drifted
+    assert set(m["drift"]["length"]) == {"base", "tuned", "promoted"} and 0 <= m["drift"]["formatDrift"] <= 1
+    assert m["rewardHacking"]["checked"] is True and isinstance(m["rewardHacking"]["flagged"], bool)
+    assert m["gate"]["rule"] == "ciLower" and m["gate"]["checks"][0]["name"] == "rule"
+    assert [c["name"] for c in m["gate"]["checks"]][:3] == ["rule", "promoted", "tasks"]
+    report = Path(out.removeprefix("file://"), "report.md").read_text()
+    parts = ["## Gate", "Judged by the evaluation's own scorers (exact)", "| training reward (has_digit, short) |"]
+    parts += ["## Per task", "## Held-out and benchmark", "## The promoted model", "## Drift", "KL(tuned ‖ base)"]
+    for part in parts:
+        assert part in report, part
+
+
+def test_promoted_model_equal_to_base_is_not_generated_again(tmp_path):
+    _with_references(tmp_path)
+    base, tuned = (tiny_cached(u).as_uri() + "/" for u in (BASE, OTHER))
+    m, out = _run(tmp_path, {"base": base, "tuned": tuned, "promoted": base}, {"evaluation": OWN, "gate": GATE})
+    assert m["vsPromoted"] | {"uri": None, "rev": None} == {
+        "uri": None,
+        "rev": None,
+        "sameAs": "base",
+        "compared": False,
+    }
+    assert {r["model"] for r in read_jsonl(out + "eval.jsonl")} == {"base", "tuned"}
+    assert [c["name"] for c in m["gate"]["checks"]] == ["rule", "tasks"]
+
+
+def test_reusing_the_training_scorers_is_reported_and_not_checked_for_hacking(tmp_path):
+    _with_references(tmp_path)
+    base, tuned = (tiny_cached(u).as_uri() + "/" for u in (BASE, OTHER))
+    m, out = _run(tmp_path, {"base": base, "tuned": tuned}, {"evaluation": {"reuseTrainingScorers": True}})
+    assert m["evaluationScorers"] == "training" and m["reward"]["change"] == pytest.approx(m["improvement"])
+    assert m["rewardHacking"]["checked"] is False and "gate" not in m
+    assert "**not** independent" in Path(out.removeprefix("file://"), "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"scoring": {"scorers": [{"name": "x", "type": "exact-match", "weight": 1, "params": {}}], "tasks": {}}},
+         "params.scoring.scorers.0.type: 'exact-match' compares with references"),
+        ({"evaluation": {"reuseTrainingScorers": True, "scorers": OWN["scorers"]}}, "params.evaluation: set either"),
+        ({"evaluation": {"reuseTrainingScorers": False}}, "params.evaluation: set either"),
+    ],
+)  # fmt: skip
+def test_evaluation_scorer_choice_problems_exit_64(tmp_path, params, problem):
+    _with_references(tmp_path)
+    spec = make_spec("evaluate", tmp_path, params=params)
+    rc, _, stderr, reason = run_stage("evaluate", spec)
+    assert rc == 64, stderr
+    assert problem in reason

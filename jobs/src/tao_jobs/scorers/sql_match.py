@@ -12,7 +12,7 @@ Params: ``database`` or ``databaseField``, ``timeoutS``, ``maxRows``, ``dialect`
 A gold query that does not run is the data's fault: BadInput (exit 65) naming the prompt and the reason. A
 prompt without a reference is abstained on. Details: the sample's execution details as in ``sql``
 (``status``, ``rows``, ``result``, ``preview``, ``error``) plus ``"gold"`` (the gold result's hash prefix)
-and ``"match"``. ``stats()`` as in ``sql`` plus ``goldQueries`` (gold queries executed).
+and ``"match"``. ``stats()`` as in ``sql`` plus ``goldQueries`` (distinct gold queries that ran).
 """
 
 from __future__ import annotations
