@@ -2,7 +2,8 @@
  * The kubernetes executor against the real control plane of tests/global-setup.ts (etcd, kube-apiserver with
  * RBAC, the job controller, the scheduler, the garbage collector, kwok fake GPU nodes). Pods on fake nodes do
  * not execute: kwok runs them to Succeeded, or to Failed with an exit code when labelled for its chaos stage
- * (round-on-kubernetes.test.ts runs real stage containers on a local node).
+ * (GPU scheduling, adoption, generations, many Jobs). What a kubelet really does (OOM kills, image pulls, logs,
+ * SIGTERM) is tested on a real node in real-node-executor.test.ts.
  */
 import {
   BatchV1Api,
@@ -169,7 +170,7 @@ async function cuttableProxy(target: string) {
   };
 }
 
-describe('kubernetes executor on a real control plane', () => {
+describe('kubernetes executor on a real control plane, kwok fake GPU nodes standing in for kubelets', () => {
   it('runs a GPU stage Job to completion through the job controller, the scheduler and a fake GPU node', async () => {
     const ex = executor();
     const seen: JobProgress[] = [];
@@ -240,15 +241,6 @@ describe('kubernetes executor on a real control plane', () => {
     expect(pods.items).toHaveLength(podCount);
   });
 
-  it('OOMKilled is its own failure type', async () => {
-    const outcome = await executor({
-      ...failing(137, { [KWOK_FAIL_ANNOTATIONS.reason]: 'OOMKilled' }),
-      backoffLimit: 0,
-    }).run(stageJob(), context());
-    expect(outcome).toMatchObject({ exitCode: 137, failureType: 'StageOutOfMemory' });
-    expect(outcome.reason).toContain('OOMKilled');
-  });
-
   it("a Job needing more GPUs than any node has is reported with the scheduler's reason, then deleted at the pending timeout", async () => {
     const ex = executor({}, { grace: { pendingMs: 1000, pendingTimeoutMs: 4000, imagePullMs: 60_000 } });
     const job = stageJob({ resources: { gpu: 100 } });
@@ -262,29 +254,6 @@ describe('kubernetes executor on a real control plane', () => {
     expect(outcome).toMatchObject({ exitCode: null, failureType: 'StageUnschedulable' });
     expect(outcome.reason).toMatch(/^Pending for \d+ min: Unschedulable: 0\/\d+ nodes are available/);
     await until('the abandoned Job and its pod to be gone', () => nothingLeft(job));
-  });
-
-  it('ImagePullBackOff is tolerated for its grace period, then fails as InvalidImage and the Job is deleted', async () => {
-    const nodeName = await bareNode();
-    const ex = executor(
-      { nodeSelector: { 'tao.dev/bare-node': nodeName } },
-      { grace: { pendingMs: 60_000, pendingTimeoutMs: 120_000, imagePullMs: 3000 } },
-    );
-    const job = stageJob();
-    const seen: JobProgress[] = [];
-    const running = ex.run(job, context(undefined, seen));
-    await until('the pod to be bound to the bare node', () =>
-      ex.watcher.podsOf(job.name).some((p) => p.spec?.nodeName === nodeName),
-    );
-    const waiting = { reason: 'ImagePullBackOff', message: 'Back-off pulling image "tao-jobs:test"' };
-    await writePodStatus(ex.watcher.podsOf(job.name)[0]!.metadata!.name!, {
-      containerStatuses: [container({ waiting })],
-    });
-    const outcome = await running;
-    expect(seen.map((p) => p.message).join('\n')).toContain('ImagePullBackOff: Back-off pulling image "tao-jobs:test"');
-    expect(outcome).toMatchObject({ exitCode: null, failureType: 'InvalidImage' });
-    expect(outcome.reason).toBe('ImagePullBackOff: Back-off pulling image "tao-jobs:test"');
-    await until('the Job to be deleted', async () => (await jobsOf(job)).length === 0);
   });
 
   it('the shared watch reconnects after the connection to the apiserver is cut, and misses nothing that happened meanwhile', async () => {

@@ -53,7 +53,7 @@ beforeAll(async () => {
 
 const gone = (e: unknown) => (e as { code?: number }).code === 404;
 
-describe('multi-node train: an Indexed Job with a headless Service on the real control plane', () => {
+describe('multi-node train: an Indexed Job with a headless Service on the real control plane, kwok fake GPU nodes standing in for GPU kubelets', () => {
   it('runs 2 nodes × 1 GPU as one Job whose pods are <job>-0 and <job>-1 under the Service; deleting the Job deletes the Service', async () => {
     const stage = trainJob(2);
     const name = stage.name;

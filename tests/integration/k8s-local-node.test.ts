@@ -107,7 +107,7 @@ const runOf = (pod: string) =>
 
 const terminated = (pod: V1Pod) => pod.status?.containerStatuses?.[0]?.state?.terminated;
 
-describe('local node: pods really run', () => {
+describe('local node, the stand-in kubelet (pods as host processes, no images): pods really run', () => {
   it('registers a Ready node with GPUs, a kubelet port and the local-node label', async () => {
     const n = await core.readNode({ name: node.name });
     expect(n.metadata?.labels).toMatchObject({ 'tao.dev/local-node': 'true', 'kubernetes.io/hostname': node.name });

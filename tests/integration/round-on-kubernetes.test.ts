@@ -97,7 +97,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
   }
 }
 
-describe('rounds whose stages run as Kubernetes Jobs', () => {
+describe('rounds whose stages run as Kubernetes Jobs on the local node stand-in kubelet (host processes, file:// store)', () => {
   it('every stage runs as a Job through the job controller on the node, with the worker Role only, and its log reaches the store', async () => {
     const s = scripted();
     const n = await localNode(scriptedEnv(s));
