@@ -10,9 +10,15 @@
  *   TAO_CODEC_KEY_ID         its id [default]
  *   TAO_CODEC_OLD_KEYS_FILE  optional JSON {"<id>": "<base64 key>"}: older keys, for decryption only
  * Without TAO_CODEC_KEY / TAO_CODEC_KEY_FILE there is no codec and payloads are plain JSON, as before.
+ *
+ * With a codec, failure messages and stack traces are encrypted too: the data converter names the failure
+ * converter in encoded-failure-converter.cjs, which moves them into a payload (`encodedAttributes`). Search
+ * attributes are never encoded (the server indexes them): they must not carry prompt text (they do not:
+ * run name, round, stage, status, model URI, config hash, gate summary).
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
 // Default import: the package is CommonJS, and its named exports are not visible to Node's ESM loader when
 // @temporalio/common has already require()d it.
@@ -194,8 +200,18 @@ export function loadCodecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCo
   return new AesGcmCodec({ encryptionKeyId: id, keys });
 }
 
-/** Data converter for `Worker.create` and `new Client`: the codec when a key is configured, else the default. */
+/** The module whose `failureConverter` encodes failure messages and stack traces (see the header). */
+export const ENCODED_FAILURE_CONVERTER_PATH = fileURLToPath(
+  new URL('./encoded-failure-converter.cjs', import.meta.url),
+);
+
+/**
+ * Data converter for `Worker.create` and `new Client`: with a configured key, the codec and the failure
+ * converter that puts failure messages into encoded payloads; else the default. A worker must bundle its
+ * workflows with the same converter (`workflowsPath`, or `bundleWorkflowCode({failureConverterPath})`) so
+ * failures made in the workflow are encoded too.
+ */
 export function dataConverterFromEnv(env: NodeJS.ProcessEnv = process.env): DataConverter {
   const codec = loadCodecFromEnv(env);
-  return codec ? { payloadCodecs: [codec] } : {};
+  return codec ? { payloadCodecs: [codec], failureConverterPath: ENCODED_FAILURE_CONVERTER_PATH } : {};
 }

@@ -1,4 +1,5 @@
-import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { decodeFailure, encodeFailure, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -126,6 +127,31 @@ describe('codec configuration from the environment', () => {
   it('no key: no codec and the default data converter', () => {
     expect(loadCodecFromEnv({})).toBeUndefined();
     expect(dataConverterFromEnv({})).toEqual({});
+  });
+
+  it('with a key, failure messages and stack traces become an encrypted payload; without, they stay as they are', async () => {
+    const secret = 'prompts.jsonl:3: what is my password hunter2';
+    const error = ApplicationFailure.create({ type: 'StageFailed', message: secret });
+    const dc = loadDataConverter(dataConverterFromEnv({ TAO_CODEC_KEY: key }));
+    const failure = await encodeFailure(
+      dc.payloadCodecs,
+      dc.failureConverter.errorToFailure(error, dc.payloadConverter),
+    );
+    expect(failure.message).toBe('Encoded failure');
+    expect(failure.stackTrace).toBe('');
+    expect(text(failure.encodedAttributes!.metadata!.encoding)).toBe(ENCODING);
+    expect(text(failure.encodedAttributes!.data)).not.toContain('hunter2');
+    expect(failure.applicationFailureInfo!.type).toBe('StageFailed');
+    // the same converter reads it back: the message and the stack trace return
+    const back = dc.failureConverter.failureToError(
+      await decodeFailure(dc.payloadCodecs, failure),
+      dc.payloadConverter,
+    );
+    expect(back.message).toBe(secret);
+    expect(back.stack).toContain('codec.test.ts');
+
+    const plain = loadDataConverter(dataConverterFromEnv({}));
+    expect(plain.failureConverter.errorToFailure(error, plain.payloadConverter).message).toBe(secret);
   });
 
   it('TAO_CODEC_KEY with the default id, or TAO_CODEC_KEY_ID', async () => {
