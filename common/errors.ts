@@ -10,6 +10,7 @@
  * | StageOutOfMemory    | the job was killed by the OOM killer (137 / OOMKilled)  | non-retryable here; more memory or smaller batches |
  * | StageFailed         | any other exit code or crash                            | retried by Temporal's activity retry |
  * | StoreUnavailable    | the artifact store cannot be read or written            | retried                              |
+ * | StoreMisconfigured  | the store preflight: unknown host, refused connection, missing bucket or input, rejected credentials | non-retryable; fix the spec's `artifacts` or the credentials |
  * | InvalidImage        | the stage image cannot be pulled (past its grace period) | non-retryable; fix the image/registry |
  * | StageUnschedulable  | Pending past the pending timeout (scheduler's reason)   | non-retryable; the operator decides  |
  * | StageDeadlineExceeded | the Job ran past its activeDeadlineSeconds            | non-retryable; raise the deadline    |
@@ -26,6 +27,7 @@ export const FailureType = {
   StageOutOfMemory: 'StageOutOfMemory',
   StageFailed: 'StageFailed',
   StoreUnavailable: 'StoreUnavailable',
+  StoreMisconfigured: 'StoreMisconfigured',
   InvalidImage: 'InvalidImage',
   StageUnschedulable: 'StageUnschedulable',
   StageDeadlineExceeded: 'StageDeadlineExceeded',
@@ -46,6 +48,7 @@ export const NON_RETRYABLE: FailureType[] = [
   // retrying cannot make GPUs appear; the Job is deleted and the operator decides (retry later, abort)
   FailureType.StageUnschedulable,
   FailureType.StageDeadlineExceeded,
+  FailureType.StoreMisconfigured,
 ];
 
 /** Maps a stage job's exit code (the container contract) to a failure type. */

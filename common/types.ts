@@ -219,3 +219,12 @@ export interface FlywheelResult {
   state: FlywheelState;
   message: string;
 }
+
+/** The store preflight's input (activities/preflight.ts): the round's store settings and what must be there. */
+export interface CheckStoreInput {
+  artifacts: RunSpec['artifacts'];
+  /** Inputs that must exist: objects (a file) or prefixes (ending in "/": a model folder). */
+  inputs: Record<string, string>;
+  /** Prefixes that must answer a listing but may be empty (the flywheel's log prefix before the first logs). */
+  reachable?: Record<string, string>;
+}

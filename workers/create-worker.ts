@@ -3,6 +3,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities/index.js';
 import { openStore } from '../activities/artifacts/open-store.js';
+import type { ArtifactStore } from '../activities/artifacts/store.js';
 import { KubernetesExecutor } from '../activities/executors/kubernetes/kubernetes-executor.js';
 import { LocalExecutor } from '../activities/executors/local.js';
 import { dataConverterFromEnv } from './codec.js';
@@ -47,6 +48,7 @@ export function defaultDeps(
   options: TaoWorkerOptions = {},
 ): ActivityDeps & { local: LocalExecutor; kubernetes?: KubernetesExecutor } {
   const src = jobsSrc();
+  const stores = new Map<string, ArtifactStore>();
   const kubernetes = kubernetesExecutorFromEnv(options);
   // A worker in the cluster (k8s/images/worker.Dockerfile) has no Python: it runs stages only as Jobs, and a
   // spec asking for the local executor fails with "executor local is not configured on this worker".
@@ -60,8 +62,14 @@ export function defaultDeps(
   const executors: ActivityDeps['executors'] = python ? { local } : {};
   if (kubernetes) executors.kubernetes = kubernetes;
   return {
-    // the one place a round's store is opened, from the spec's own artifacts settings; the executors get it per job
-    storeFor: (artifacts) => openStore(artifacts),
+    // the one place a round's store is opened, from the spec's own artifacts settings (one client per distinct
+    // settings, reused across activities); the executors get it per job
+    storeFor: (artifacts) => {
+      const key = JSON.stringify(artifacts.s3 ?? {});
+      let store = stores.get(key);
+      if (!store) stores.set(key, (store = openStore(artifacts)));
+      return store;
+    },
     executors,
     // A worker that runs stages as Jobs versions them by the stage image(s), which it cannot hash: the jobs
     // package it ships is built from the same sources, so its hash stands for the images.

@@ -8,6 +8,7 @@
  */
 import { MIN_EVAL_PROMPTS, type JobStage, type RunSpec } from '../common/run-spec.js';
 import type { StageSpec } from '../common/stage-spec.js';
+import type { CheckStoreInput } from '../common/types.js';
 import { referenceNeeds } from '../common/validate.js';
 
 type SpecOf<S extends JobStage> = Extract<StageSpec, { stage: S }>;
@@ -119,4 +120,13 @@ export function evaluateRequest(
     },
     params: { ...common, evaluation: own, gate: spec.gate },
   };
+}
+
+/** What the store preflight checks before a round: the artifact root, the prompts, a held-out file, the model. */
+export function preflightInput(spec: RunSpec): CheckStoreInput {
+  const inputs: Record<string, string> = { prompts: spec.prompts.uri };
+  if (spec.evaluation.heldOutUri) inputs.heldOut = spec.evaluation.heldOutUri;
+  // a model is a folder: a prefix that must list something
+  if (!spec.baseModel.startsWith('tiny://')) inputs.baseModel = spec.baseModel.replace(/\/*$/, '/');
+  return { artifacts: spec.artifacts, inputs };
 }

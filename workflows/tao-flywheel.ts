@@ -9,6 +9,7 @@ import {
   continueAsNew,
   executeChild,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -23,6 +24,7 @@ import { bookkeepingOptions } from './activity-options.js';
 import { registryOf } from './gate.js';
 import { taoRound } from './tao-round.js';
 
+const { checkStore } = proxyActivities<Activities>(bookkeepingOptions);
 const { loadFlywheelState, commitFlywheelState, collectPrompts, readPromoted } = proxyActivities<Activities>({
   ...bookkeepingOptions,
   startToCloseTimeout: '30m', // collecting reads a day of logs
@@ -44,6 +46,11 @@ export async function taoFlywheel(
     });
   }
   const spec: FlywheelSpec = parsed.data;
+  // The store preflight (first run of a chain only): the artifact root is writable and the log prefix answers
+  // with the template's store settings, before any state is read or round started. Patched for old histories.
+  if (done.length === 0 && patched('flywheel-store-preflight')) {
+    await checkStore({ artifacts: spec.template.artifacts, inputs: {}, reachable: { 'source.uri': spec.source.uri } });
+  }
   const state = await loadFlywheelState(spec);
   const round = state.round + 1;
   const collected = await collectPrompts({ spec, state, round });

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from importlib import resources
 
@@ -47,9 +48,21 @@ def _branch_stage(error) -> str | None:
         return None
 
 
+def bootstrap_options(env) -> S3Options | None:
+    """The store settings the executor passes for reading the stage spec itself (``TAO_STORE_S3_*``, from the
+    run spec's ``artifacts.s3``); None: the SDK's defaults (``AWS_ENDPOINT_URL``, ``AWS_REGION``)."""
+    if not any(k.startswith("TAO_STORE_S3_") for k in env):
+        return None
+    return S3Options(
+        endpoint=env.get("TAO_STORE_S3_ENDPOINT") or None,
+        region=env.get("TAO_STORE_S3_REGION") or "us-east-1",
+        force_path_style=env.get("TAO_STORE_S3_PATH_STYLE", "true") != "false",
+    )
+
+
 def load(uri: str, expected_stage: str) -> tuple[dict, Store]:
     """Reads, parses and validates the stage spec; returns it with a store configured from it."""
-    bootstrap = Store()
+    bootstrap = Store(bootstrap_options(os.environ))
     try:
         text = bootstrap.read_text(uri)
     except BadInput as e:
