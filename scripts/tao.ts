@@ -19,6 +19,7 @@ import { withClient } from './cli/client.js';
 import { DEFAULT_UI_ORIGINS, startCodecServer } from './cli/codec-server.js';
 import { follow, renderProgress, startRound, summarise, uiLink } from './cli/round.js';
 import { checkSchedule, createSchedule, describeSchedule, scheduleId } from './cli/schedule.js';
+import { checkEvaluationData } from './cli/evaluation-data.js';
 import { loadSpecFile, readSpecDocument, SpecFileError } from './cli/spec-file.js';
 import { startDevServer, stopDevServer } from './dev/temporal-dev.js';
 import { cacheDir } from './dev/tools.js';
@@ -61,6 +62,9 @@ program
   .action((file: string) => {
     try {
       const { spec } = loadSpecFile(file);
+      const data = checkEvaluationData(spec);
+      if (data.problems.length) throw new SpecFileError(file, data.problems);
+      for (const note of data.notes) console.error(note);
       console.log(`${file}: valid (run ${spec.name}, round ${spec.round}, ${spec.generation.shards} shard(s))`);
     } catch (e) {
       fatal(e);
