@@ -71,12 +71,42 @@ export async function follow(handle: WorkflowHandle, out: NodeJS.WriteStream = p
   }
 }
 
+const sf = (x: number | null | undefined) =>
+  typeof x === 'number' && Number.isFinite(x) ? (x >= 0 ? '+' : '') + x.toFixed(3) : 'n/a';
+
+/** The gate's rule and numbers, which scorers judged, the training reward beside them, drift (issue 10). */
+function evidence(r: RoundResult): string[] {
+  const e = r.evaluation;
+  const g = r.gate;
+  if (!g.rule) return [];
+  const verdict = g.passed ? 'promote' : `refused by ${g.decidedBy}`;
+  const judged =
+    e.scorers === 'evaluation'
+      ? "the evaluation's own scorers"
+      : 'the training scorers (evaluation.reuseTrainingScorers: not independent)';
+  return [
+    `  gate            rule ${g.rule}: ${sf(g.statistic)} vs ${g.threshold} -> ${verdict}`,
+    `  judged by       ${judged}; 95% CI of the change [${sf(e.improvementCiLow)}, ${sf(e.improvementCiHigh)}]`,
+    e.reward
+      ? `  training reward ${sf(e.reward.change)} [${sf(e.reward.ciLow)}, ${sf(e.reward.ciHigh)}]` +
+        (e.rewardHacking?.flagged ? `  REWARD HACKING: ${e.rewardHacking.reason}` : '')
+      : '',
+    e.drift
+      ? `  drift           length ${sf(e.drift.lengthChange)} (relative), format ${sf(e.drift.formatDrift)}, KL to base ${e.klToBase === null || e.klToBase === undefined ? 'n/a' : e.klToBase.toFixed(4)}`
+      : '',
+    ...Object.entries(e.tasks ?? {}).map(
+      ([task, t]) => `  task ${task.padEnd(10)} ${sf(t.change)} [${sf(t.ciLow)}, ${sf(t.ciHigh)}] n=${t.n}`,
+    ),
+  ].filter(Boolean);
+}
+
 export function summarise(r: RoundResult, runId?: string): string {
   const f = (x: number) => x.toFixed(3);
   const e = r.evaluation;
   return [
     `round ${r.round} of ${r.runName}: ${r.promoted ? 'PROMOTED' : 'not promoted'} (${r.gate.reason})`,
-    `  held-out score  base ${f(e.base.mean)} [${f(e.base.ciLow)}, ${f(e.base.ciHigh)}]  tuned ${f(e.tuned.mean)} [${f(e.tuned.ciLow)}, ${f(e.tuned.ciHigh)}]  (+${f(e.improvement)}${e.winRate !== undefined ? `, win rate ${f(e.winRate)}` : ''})`,
+    `  held-out score  base ${f(e.base.mean)} [${f(e.base.ciLow)}, ${f(e.base.ciHigh)}]  tuned ${f(e.tuned.mean)} [${f(e.tuned.ciLow)}, ${f(e.tuned.ciHigh)}]  (${sf(e.improvement)}${e.winRate !== undefined ? `, win rate ${f(e.winRate)}` : ''})`,
+    ...evidence(r),
     `  tuned model     ${r.tunedModel}`,
     `  report          ${r.artifacts.report}`,
     r.registryPointer ? `  registry        ${r.registryPointer}` : '',

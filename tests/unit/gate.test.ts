@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { RunSpecSchema, type RunSpec } from '../../common/run-spec.js';
 import { StageSpecSchema } from '../../common/stage-spec.js';
+import type { RoundResult } from '../../common/types.js';
+import { summarise } from '../../scripts/cli/round.js';
 import { gateMarkdown, gateSummary, gateVerdict, type GateMetrics } from '../../workflows/gate.js';
 import { evaluateRequest, prepareRequest } from '../../workflows/stage-params.js';
 
@@ -131,5 +133,50 @@ describe('prepare and evaluate requests carry the independent evaluation', () =>
       'seed',
       'temperature',
     ]);
+  });
+});
+
+describe('tao status says which rule decided with what numbers', () => {
+  it('prints the gate, the scorers that judged, the training reward beside the metric, drift and tasks', () => {
+    const gate = gateVerdict(
+      { ...fixture.defaults, rule: 'mean' },
+      {
+        improvement: 0.004,
+        improvementCiLow: -0.03,
+        rewardHacking: { flagged: true, reason: 'reward up, quality flat' },
+      },
+    );
+    const s = { mean: 0.5, ciLow: 0.4, ciHigh: 0.6, n: 30 };
+    const result = {
+      workflowId: 'tao/x/round-1',
+      runName: 'x',
+      round: 1,
+      promoted: false,
+      gate,
+      tunedModel: 'file:///t/',
+      artifacts: { report: 'file:///r.md' },
+      registryPointer: null,
+      reusedStages: [],
+      evaluation: {
+        base: s,
+        tuned: { ...s, mean: 0.504 },
+        improvement: 0.004,
+        improvementCiLow: -0.03,
+        improvementCiHigh: 0.04,
+        scorers: 'evaluation',
+        reward: { change: 0.31, ciLow: 0.22, ciHigh: 0.4, n: 30 },
+        rewardHacking: { flagged: true, checked: true, reason: 'reward up, quality flat' },
+        drift: { lengthChange: -0.42, formatDrift: 0.1 },
+        klToBase: 0.0123,
+        tasks: { trivia: { change: 0.004, ciLow: -0.03, ciHigh: 0.04, n: 30 } },
+      },
+    } as unknown as RoundResult;
+    const text = summarise(result);
+    expect(text).toContain('not promoted (reward hacking: reward up, quality flat)');
+    expect(text).toContain('gate            rule mean: +0.004 vs 0 -> refused by rewardHacking');
+    expect(text).toContain("judged by       the evaluation's own scorers; 95% CI of the change [-0.030, +0.040]");
+    expect(text).toContain('training reward +0.310 [+0.220, +0.400]  REWARD HACKING: reward up, quality flat');
+    expect(text).toContain('drift           length -0.420 (relative), format +0.100, KL to base 0.0123');
+    expect(text).toContain('task trivia     +0.004 [-0.030, +0.040] n=30');
   });
 });
