@@ -1,19 +1,31 @@
 /**
  * `runStage`: one stage (or shard) = one activity = one external job (docs/design.md#rule-2).
  *
- * 1. Resolve inputs; digest the external ones (prompts, base model) so the memo key changes with content.
- * 2. Memo key = sha256(stage, shard, params, inputs, digests, code version); output prefix
- *    `<artifacts>/stages/<stage>/<key>/`. A valid manifest there means the stage is done: return it
- *    without launching anything (resume, reruns, cross-run cache).
- * 3. Otherwise write the stage spec next to the outputs, run the job through the executor while
- *    heartbeating its progress, and return the references from the manifest the job wrote last.
+ * 1. Resolve inputs; digest the external ones (prompts, base model) and the resources the params name
+ *    (model folders, databases, judge models) so the memo key changes with content (artifacts/digest.ts).
+ * 2. Memo key = sha256(stage, shard, params, inputs, digests, code version, runtime); stage prefix
+ *    `<artifacts>/stages/<stage>/<key>/`. A valid manifest there (sizes, and sha256 of small files, checked)
+ *    means the stage is done: return it without launching anything (resume, reruns, cross-run cache). An
+ *    invalid one is quarantined and the stage redone.
+ * 3. Otherwise run the job in this run's own attempt folder (`attempts/<id>/`) while heartbeating its progress,
+ *    check the manifest it wrote last, and publish it with one conditional create of the stage's manifest:
+ *    one winner, a loser discards its outputs and returns the winner's (artifacts/publish.ts).
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { createHash } from 'node:crypto';
 import { FailureType, NON_RETRYABLE, failureTypeForExit } from '../common/errors.js';
 import { canonicalJson } from '../common/hash.js';
 import type { RunStageInput, StageResult } from '../common/types.js';
-import { checkManifest, resolveOutputs } from './artifacts/manifest.js';
+import { digestInput, judgeIdentity, paramRefs } from './artifacts/digest.js';
+import { checkManifest, resolveOutputs, type Manifest } from './artifacts/manifest.js';
+import {
+  attemptPrefix,
+  discardAttempt,
+  pointerManifest,
+  publishAttempt,
+  QUARANTINE,
+  quarantine,
+} from './artifacts/publish.js';
 import { joinUri, resolveUri, StoreError, type ArtifactStore } from './artifacts/store.js';
 import type { Executor, JobProgress, StopReason } from './executors/executor.js';
 import { jobName } from './job-name.js';
@@ -54,17 +66,18 @@ async function guard<T>(what: string, op: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Content digest of an input that no stage produced (prompts file, base model directory). */
-async function digestExternal(store: ArtifactStore, name: string, uri: string): Promise<string> {
-  if (uri.startsWith('tiny://')) return sha256(uri);
-  const object = await store.head(uri);
-  if (object) {
-    const data = await store.get(uri);
-    return sha256(data ?? '');
-  }
-  const listing = await store.list(uri.endsWith('/') ? uri : uri + '/');
-  if (listing.length === 0) fail(FailureType.ArtifactMissing, `input ${name}: ${uri} does not exist`);
-  return sha256(listing.map((o) => `${o.uri.slice(uri.length)}:${o.size}:${o.etag ?? ''}`).join('\n'));
+/**
+ * Where the job's store is, for the job to read its stage spec before it has parsed it (the spec then carries
+ * the same settings). Only the address: credentials reach jobs from the environment or a Secret, never from here.
+ */
+export function storeEnv(artifacts: RunStageInput['artifacts']): Record<string, string> {
+  const s3 = artifacts.s3;
+  if (!s3) return {};
+  return {
+    ...(s3.endpoint ? { TAO_STORE_S3_ENDPOINT: s3.endpoint } : {}),
+    TAO_STORE_S3_REGION: s3.region,
+    TAO_STORE_S3_PATH_STYLE: String(s3.forcePathStyle),
+  };
 }
 
 function stopReason(ctx: Context): StopReason {
@@ -89,14 +102,34 @@ export function createRunStage(deps: StageDeps) {
       Object.entries(input.inputs).map(([k, v]) => [k, Array.isArray(v) ? v.map(resolve) : resolve(v)]),
     );
 
+    const executor = deps.executors[input.executor.type];
+    if (!executor)
+      fail(FailureType.InvalidRunSpec, `executor "${input.executor.type}" is not configured on this worker`);
+
     const digests: Record<string, string> = {};
     for (const [name, value] of Object.entries(inputs)) {
       for (const uri of Array.isArray(value) ? value : [value]) {
         if (!uri.startsWith(stagesRoot)) {
-          digests[uri] = await guard(`input ${name}`, () => digestExternal(store, name, uri));
+          const d = await guard(`input ${name}`, () => digestInput(store, uri));
+          if (d === null) fail(FailureType.ArtifactMissing, `input ${name}: ${uri} does not exist`);
+          digests[uri] = d;
         }
       }
     }
+    // What the params name beyond their values: resources (reward-model folder, SQL database...), the source
+    // of python verifiers (through the executor's runtime) and the judge models' identities.
+    const refs = paramRefs(input.params);
+    for (const r of refs.resources) {
+      const uri = resolve(r.uri);
+      const d = await guard(`params.${r.at}`, () => digestInput(store, uri));
+      if (d !== null) digests[`params.${r.at}`] = d;
+      // a file:// path of a pod's own volume need not exist on a Kubernetes worker; the job checks it (exit 65)
+      else if (input.executor.type === 'local' || !uri.startsWith('file:'))
+        fail(FailureType.ArtifactMissing, `params.${r.at}: ${r.uri} does not exist`);
+      else digests[`params.${r.at}`] = 'not visible to the worker';
+    }
+    for (const j of refs.judges) digests[`judge:${j.at}`] = await judgeIdentity(j.endpoint, j.model);
+    const runtime = (await executor.runtimeVersion?.(input.stage, refs.modules)) ?? null;
     const key = sha256(
       canonicalJson({
         stage: input.stage,
@@ -105,37 +138,64 @@ export function createRunStage(deps: StageDeps) {
         inputs,
         digests,
         code: deps.codeVersion,
+        runtime: runtime === null ? null : sha256(runtime),
       }),
     ).slice(0, 20);
     const output = joinUri(stagesRoot, input.stage, key) + '/';
     const nameForGeneration = (generation: number) =>
-      jobName({ ...input.run, stage: input.stage, shard: input.shard?.index ?? null, generation });
+      jobName({ ...input.run, stage: input.stage, shard: input.shard?.index ?? null, generation, key });
     const name = nameForGeneration(0);
+    // This run's own folder: the same for every attempt of this activity (a retry resumes there), another
+    // for another workflow running the same key.
+    const attemptId = name;
+    const attempt = attemptPrefix(output, attemptId);
+    const expect = { stage: input.stage, key };
 
-    const result = (
-      manifest: Awaited<ReturnType<typeof checkManifest>> & { valid: true },
-      reused: boolean,
-      ran = name,
-    ): StageResult => ({
+    const result = (manifest: Manifest, reused: boolean, ran = name): StageResult => ({
       stage: input.stage,
       shard: input.shard?.index ?? null,
       key,
       output,
       manifest: joinUri(output, 'manifest.json'),
-      outputs: resolveOutputs(output, manifest.manifest.outputs),
-      records: manifest.manifest.records,
-      metrics: manifest.manifest.metrics,
-      durationS: reused ? manifest.manifest.timings.durationS : (Date.now() - started) / 1000,
+      outputs: resolveOutputs(output, manifest.outputs),
+      records: manifest.records,
+      metrics: manifest.metrics,
+      durationS: reused ? manifest.timings.durationS : (Date.now() - started) / 1000,
       reused,
       jobName: ran,
     });
 
-    const existing = await guard('manifest', () => checkManifest(store, output, { stage: input.stage, key }));
-    if (existing.valid) return result(existing, true);
+    /** The published manifest, or null after quarantining an invalid one (then the work is redone). */
+    const published = async (): Promise<Manifest | null> => {
+      const check = await guard('manifest', () => checkManifest(store, output, expect));
+      if (check.valid) return check.manifest;
+      if (check.present) {
+        const copy = await guard('quarantine', () => quarantine(store, output, check.raw!, check.reason));
+        log.warn(`quarantined an invalid manifest (${check.reason}) as ${copy}; the stage runs again`);
+      }
+      return null;
+    };
+    /** Publishes this attempt's checked manifest; a loser discards its outputs and returns the winner's. */
+    const publish = async (m: Manifest, ran: string): Promise<StageResult> => {
+      if (await guard('publish', () => publishAttempt(store, output, attemptId, m))) {
+        return result(pointerManifest(m, attemptId), false, ran);
+      }
+      await guard('discard', () => discardAttempt(store, attempt));
+      const winner = await published();
+      if (!winner) fail(FailureType.StageFailed, `${input.stage}: another attempt published an invalid manifest`);
+      log.info(`another attempt published ${output} first; this attempt's outputs were discarded`);
+      return result(winner, true, ran);
+    };
 
-    const executor = deps.executors[input.executor.type];
-    if (!executor)
-      fail(FailureType.InvalidRunSpec, `executor "${input.executor.type}" is not configured on this worker`);
+    const log = ctx.log;
+    const existing = await published();
+    if (existing) return result(existing, true);
+    // A job that finished here but was never published (the worker died in between): publish, do not redo.
+    const finished = await guard('manifest', () => checkManifest(store, attempt, expect));
+    if (finished.valid) return publish(finished.manifest, name);
+    if (finished.present) await guard('quarantine', () => quarantine(store, attempt, finished.raw!, finished.reason));
+    // Outputs of this attempt were rejected: a finished job must not be taken as done again (a new generation).
+    const redo = (await guard('quarantine', () => store.list(joinUri(attempt, QUARANTINE) + '/'))).length > 0;
 
     const s3 = input.artifacts.s3;
     const spec = {
@@ -150,14 +210,14 @@ export function createRunStage(deps: StageDeps) {
       },
       key,
       shard: input.shard,
-      output,
+      output: attempt,
       store: s3 ? { s3: { endpoint: s3.endpoint, region: s3.region, forcePathStyle: s3.forcePathStyle } } : {},
       inputs,
       params: input.params,
     };
-    const specUri = joinUri(output, 'stage-spec.json');
+    const specUri = joinUri(attempt, 'stage-spec.json');
     await guard('stage spec', () => store.put(specUri, JSON.stringify(spec, null, 2)));
-    const logUri = joinUri(output, 'logs', `attempt-${ctx.info.attempt}.log`);
+    const logUri = joinUri(attempt, 'logs', `attempt-${ctx.info.attempt}.log`);
 
     // Heartbeat on every progress event and at least every few seconds, so cancellation reaches us and the
     // server sees the worker alive even while a job is silent (e.g. loading a model).
@@ -179,6 +239,8 @@ export function createRunStage(deps: StageDeps) {
           logUri,
           resources: input.executor.resources[input.stage] ?? {},
           labels: { stage: input.stage, round: String(input.run.round), key },
+          env: storeEnv(input.artifacts),
+          redo,
           owner: {
             workflowId: input.run.workflowId,
             runId: ctx.info.workflowExecution?.runId ?? '',
@@ -216,8 +278,13 @@ export function createRunStage(deps: StageDeps) {
         { jobName: ran, exitCode: outcome.exitCode, reason: outcome.reason, logTail: outcome.logTail, logUri },
       );
     }
-    const written = await guard('manifest', () => checkManifest(store, output, { stage: input.stage, key }));
-    if (!written.valid) fail(FailureType.ArtifactMissing, `${input.stage} job ${name} exited 0 but ${written.reason}`);
-    return result(written, false, outcome.jobName);
+    const ran = outcome.jobName ?? name;
+    const written = await guard('manifest', () => checkManifest(store, attempt, expect));
+    if (!written.valid) {
+      // Retryable: the retry sees the quarantine and redoes the work instead of adopting this finished job.
+      if (written.present) await guard('quarantine', () => quarantine(store, attempt, written.raw!, written.reason));
+      fail(FailureType.StageFailed, `${input.stage} job ${ran} exited 0 but ${written.reason}; the retry redoes it`);
+    }
+    return publish(written.manifest, ran);
   };
 }

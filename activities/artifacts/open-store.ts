@@ -27,6 +27,7 @@ export class RoutingStore implements ArtifactStore {
   putStream: ArtifactStore['putStream'] = (uri, body) => this.pick(uri).putStream(uri, body);
   list = (prefix: string) => this.pick(prefix).list(prefix);
   delete = (uri: string) => this.pick(uri).delete(uri);
+  sha256 = (uri: string) => this.pick(uri).sha256(uri);
 }
 
 export function openStore(artifacts: Pick<RunSpec['artifacts'], 's3'>): ArtifactStore {

@@ -13,6 +13,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { StoreError, type ArtifactStore, type ObjectInfo, type PutOptions } from './store.js';
 
@@ -58,6 +59,19 @@ export class S3Store implements ArtifactStore {
     try {
       const out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
       return Buffer.from(await out.Body!.transformToByteArray());
+    } catch (e) {
+      if (status(e) === 404 || (e as Error).name === 'NoSuchKey') return null;
+      throw translate(uri, e);
+    }
+  }
+
+  async sha256(uri: string): Promise<string | null> {
+    const { bucket, key } = split(uri);
+    try {
+      const out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      const hash = createHash('sha256');
+      for await (const chunk of out.Body as Readable) hash.update(chunk as Buffer);
+      return hash.digest('hex');
     } catch (e) {
       if (status(e) === 404 || (e as Error).name === 'NoSuchKey') return null;
       throw translate(uri, e);

@@ -29,6 +29,8 @@ export interface ArtifactStore {
   putStream(uri: string, body: Readable): Promise<void>;
   list(prefix: string): Promise<ObjectInfo[]>;
   delete(uri: string): Promise<void>;
+  /** sha256 (hex) of the object's bytes, streamed (models are many GB), or null when it does not exist. */
+  sha256(uri: string): Promise<string | null>;
 }
 
 export type StoreErrorCode = 'PreconditionFailed' | 'Unavailable' | 'Invalid';

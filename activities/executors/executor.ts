@@ -23,8 +23,18 @@ export interface StageJob {
   logUri: string;
   resources: NonNullable<RunSpec['executor']['resources'][JobStage]>;
   labels: Record<string, string>;
+  /**
+   * Environment the contract adds for the job: where its store is (`TAO_STORE_S3_*`, from the spec's
+   * `artifacts.s3`), so the job can read its stage spec from the store before it has parsed the spec.
+   */
+  env?: Record<string, string>;
   /** Who the job belongs to (labels/annotations of a Kubernetes Job). */
   owner?: { workflowId: string; runId: string; round: number; key: string };
+  /**
+   * The outputs of an earlier run of this job were rejected (corrupt manifest, checksum mismatch) and
+   * quarantined: a finished job must not be adopted again, the work is redone (a new generation on Kubernetes).
+   */
+  redo?: boolean;
 }
 
 export interface JobProgress {
@@ -72,6 +82,12 @@ export interface RunContext {
 export interface Executor {
   readonly kind: RunSpec['executor']['type'];
   run(job: StageJob, ctx: RunContext): Promise<JobOutcome>;
+  /**
+   * What the stage code runs on, for the memo key (issue 11, item 5): library versions and the source of
+   * user modules named in the params (local), the image reference (Kubernetes). Optional: an executor without
+   * it contributes nothing to the key.
+   */
+  runtimeVersion?(stage: JobStage, modules: string[]): Promise<string>;
 }
 
 /** A `{"event": "progress", ...}` line of the job contract (stdout), or null for any other line. */

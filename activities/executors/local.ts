@@ -9,7 +9,8 @@
  * - stdout JSON lines are progress; every line of stdout and stderr goes to the log, which is streamed to
  *   the artifact store while the job runs and uploaded whole at the end.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -32,12 +33,62 @@ export interface LocalExecutorOptions {
 
 const TAIL_LINES = 30;
 
+/**
+ * Prints what the stage code runs on: the Python version, every installed distribution with its version, and
+ * the sha256 of the source of each module named on the command line (a `python` scorer's verifier; a package
+ * is every file under it). A module that cannot be found is recorded as missing (the job refuses it, exit 64).
+ */
+const RUNTIME_PROBE = `
+import hashlib, importlib.metadata as md, importlib.util, json, pathlib, sys
+dists = sorted({f"{d.metadata['Name']}=={d.version}" for d in md.distributions() if d.metadata['Name']})
+mods = {}
+for name in sys.argv[1:]:
+    try:
+        spec = importlib.util.find_spec(name)
+    except Exception as e:
+        spec = None
+    if spec is None or not spec.origin:
+        mods[name] = "missing"
+        continue
+    h = hashlib.sha256()
+    roots = list(spec.submodule_search_locations or [])
+    files = sorted(p for r in roots for p in pathlib.Path(r).rglob("*") if p.is_file() and "__pycache__" not in p.parts) if roots else [pathlib.Path(spec.origin)]
+    for f in files:
+        data = f.read_bytes()
+        h.update(f"{f.name}/{len(data)}/".encode() + data)
+    mods[name] = h.hexdigest()
+print(json.dumps({"python": sys.version, "distributions": dists, "modules": mods}, sort_keys=True))
+`;
+
 export class LocalExecutor implements Executor {
   readonly kind = 'local' as const;
   /** Spawn and exit times of every job this executor ran (bounded), for the orchestration benchmark. */
   readonly timeline: { name: string; stage: string; shard: number | null; spawnedAt: number; exitedAt?: number }[] = [];
 
   constructor(private readonly options: LocalExecutorOptions) {}
+
+  /**
+   * The Python environment the jobs run in (docs/architecture.md#why-keys-are-content-hashes): Python and
+   * library versions (read once per executor: a reinstall takes a worker restart to be seen) and the source of
+   * the user modules named in the stage's params (read on every call: a verifier edited in place is new code).
+   */
+  async runtimeVersion(_stage: StageJob['stage'], modules: string[]): Promise<string> {
+    const probe = async (mods: string[]) => {
+      const { stdout } = await promisify(execFile)(this.options.python, ['-c', RUNTIME_PROBE, ...mods], {
+        env: { ...process.env, ...this.options.env, PYTHONPATH: this.options.jobsSrc },
+        maxBuffer: 16 * 1024 * 1024,
+      });
+      return stdout.trim();
+    };
+    if (modules.length > 0) return probe([...modules].sort());
+    this.environment ??= probe([]).catch((e: unknown) => {
+      this.environment = undefined; // not cached: the next stage tries again
+      throw e;
+    });
+    return this.environment;
+  }
+
+  private environment?: Promise<string>;
 
   async run(job: StageJob, ctx: RunContext): Promise<JobOutcome> {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), `tao-${job.name}-`));
@@ -66,6 +117,7 @@ export class LocalExecutor implements Executor {
       env: {
         ...process.env,
         ...this.options.env,
+        ...job.env,
         PYTHONPATH: this.options.jobsSrc,
         PYTHONUNBUFFERED: '1',
         HF_HUB_OFFLINE: '1',

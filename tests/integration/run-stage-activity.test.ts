@@ -42,12 +42,14 @@ describe('runStage activity', () => {
     const root = fileRoot('act');
     const r = await runIn(env, s.deps, stageInput(root));
     expect(r.reused).toBe(false);
-    expect(r.outputs.prompts).toEqual([`${r.output}prompts/shard-0000.jsonl`, `${r.output}prompts/shard-0001.jsonl`]);
+    // written in this run's own attempt folder, published by the stage's manifest
+    const attempt = `${r.output}attempts/${r.jobName}/`;
+    expect(r.outputs.prompts).toEqual([`${attempt}prompts/shard-0000.jsonl`, `${attempt}prompts/shard-0001.jsonl`]);
     expect(r.outputs.model).toBe('tiny://t');
     expect(beats.some((b) => b.phase === 'running' && b.done === 4 && b.total === 4)).toBe(true);
     expect(beats.every((b) => b.jobName === r.jobName)).toBe(true);
     // the job's log was streamed to the artifact store beside its outputs
-    expect(fs.readFileSync(new URL(`${r.output}logs/attempt-1.log`), 'utf8')).toContain('"event": "progress"');
+    expect(fs.readFileSync(new URL(`${attempt}logs/attempt-1.log`), 'utf8')).toContain('"event": "progress"');
     expect(s.launches()).toHaveLength(1);
   });
 

@@ -31,6 +31,11 @@ export const MANAGED_BY = 'tao-worker';
 /** Selects every stage Job (and pod) a TAO worker created: what the executor watches and the reaper lists. */
 export const MANAGED_BY_SELECTOR = `app.kubernetes.io/managed-by=${MANAGED_BY}`;
 export const WORKFLOW_ID_ANNOTATION = `${LABEL_DOMAIN}/workflow-id`;
+/**
+ * The stage's memo key, in full (the `spec-hash` label holds at most 63 characters of it). Adoption checks it:
+ * a Job is the same work only when its key is the stage's key (kubernetes-executor.ts, `sameWork`).
+ */
+export const KEY_ANNOTATION = `${LABEL_DOMAIN}/key`;
 /** The run that created the Job, or the latest run that adopted it. */
 export const RUN_ID_ANNOTATION = `${LABEL_DOMAIN}/run-id`;
 /** torchrun's c10d rendezvous store, hosted by the pod of completion index 0. */
@@ -121,6 +126,7 @@ function identityOf(job: StageJob, id: JobIdentity) {
   const annotations = {
     [WORKFLOW_ID_ANNOTATION]: id.workflowId,
     [RUN_ID_ANNOTATION]: id.runId,
+    [KEY_ANNOTATION]: id.key,
     [`${LABEL_DOMAIN}/spec-uri`]: job.specUri,
     [`${LABEL_DOMAIN}/log-uri`]: job.logUri,
   };
@@ -309,7 +315,12 @@ export function buildJob(job: StageJob, id: JobIdentity, t: StageTemplate): V1Jo
               command: launch.command,
               args: launch.args,
               ports: nodes > 1 ? [{ name: 'rendezvous', containerPort: RENDEZVOUS_PORT }] : undefined,
-              env: [...(t.env ?? []), { name: 'TAO_JOB_NAME', value: job.name }, ...launch.env],
+              env: [
+                ...(t.env ?? []),
+                ...Object.entries(job.env ?? {}).map(([name, value]) => ({ name, value })),
+                { name: 'TAO_JOB_NAME', value: job.name },
+                ...launch.env,
+              ],
               envFrom: t.envFrom,
               resources: { requests, limits },
               terminationMessagePath: '/dev/termination-log',

@@ -31,6 +31,7 @@ import {
   buildJob,
   buildService,
   CONTAINER,
+  KEY_ANNOTATION,
   MANAGED_BY_SELECTOR,
   RUN_ID_ANNOTATION,
   templateFor,
@@ -55,6 +56,14 @@ export interface KubernetesExecutorOptions {
   logUploadEveryMs?: number;
   /** Stream pod logs (default true). The benchmark turns it off: fake nodes serve no logs. */
   streamLogs?: boolean;
+}
+
+/**
+ * Whether an existing Job is the work of this stage key: its key annotation must be the key. A Job without
+ * the annotation (made before it existed) is not proven to be the same work, so it is not adopted.
+ */
+export function sameWork(existing: V1Job, key: string): boolean {
+  return !key || existing.metadata?.annotations?.[KEY_ANNOTATION] === key;
 }
 
 const isAlreadyExists = (e: unknown) => e instanceof ApiException && e.code === 409;
@@ -122,15 +131,32 @@ export class KubernetesExecutor implements Executor {
           existing = await this.batch.readNamespacedJob({ name, namespace: this.namespace });
         }
       }
+      if (!sameWork(existing, id.key)) {
+        // Another stage key under this name (a Job from before keys were in the name, or a hash collision):
+        // never adopt it, its outputs are not this stage's. The next generation is a new name.
+        if (!job.nameForGeneration) throw new Error(`${name}: an existing Job of another stage key has this name`);
+        continue;
+      }
       if (condition(existing, 'Failed')) {
         if (!job.nameForGeneration) return { name, adopted: true }; // one name only: report that failure
         continue; // a failed Job stays for debugging (until its TTL); the retry gets the next generation
+      }
+      if (job.redo && condition(existing, 'Complete') && job.nameForGeneration) {
+        continue; // its outputs were rejected and quarantined: run the work again under the next generation
       }
       await this.recordAdopter(name, owner.runId);
       await this.ensureService({ ...job, name }, id, template, existing); // a worker may have died between the two creates
       return { name, adopted: true };
     }
     throw new Error(`${job.name}: ${MAX_GENERATIONS} generations of this Job failed; not creating another`);
+  }
+
+  /**
+   * The stage's own image, for the memo key: a changed image reference is changed code. A tag is only as good
+   * as its name (the worker cannot resolve digests); pin images by digest (`image@sha256:…`) for exact keys.
+   */
+  runtimeVersion(stage: StageJob['stage']): Promise<string> {
+    return Promise.resolve(`image=${templateFor(this.options.config.templates, stage).image}`);
   }
 
   /**

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -143,17 +144,19 @@ class Store:
         if uri.startswith("file://"):
             p = _file_path(uri)
             p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_name(p.name + f".tmp-{os.getpid()}")
+            # a name no other writer uses (threads and processes): readers never see half a file
+            tmp = p.with_name(p.name + f".tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
             tmp.write_bytes(data)
-            if if_none_match:
-                try:
-                    os.link(tmp, p)  # atomic create-if-absent on POSIX
-                except FileExistsError as e:
-                    raise AlreadyExists(uri) from e
-                finally:
-                    tmp.unlink(missing_ok=True)
-            else:
-                os.replace(tmp, p)
+            try:
+                if if_none_match:
+                    try:
+                        os.link(tmp, p)  # atomic create-if-absent on POSIX: one of any number of creators wins
+                    except FileExistsError as e:
+                        raise AlreadyExists(uri) from e
+                else:
+                    os.replace(tmp, p)
+            finally:
+                tmp.unlink(missing_ok=True)
             return
         from botocore.exceptions import ClientError
 
@@ -174,7 +177,13 @@ class Store:
             p = _file_path(uri)
             p.parent.mkdir(parents=True, exist_ok=True)
             if p.resolve() != local.resolve():
-                shutil.copyfile(local, p)
+                # copy to a private name, then rename: a reader (or a racing writer) never sees a partial file
+                tmp = p.with_name(p.name + f".tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}")
+                try:
+                    shutil.copyfile(local, tmp)
+                    os.replace(tmp, p)
+                finally:
+                    tmp.unlink(missing_ok=True)
             return
         bucket, key = self._bucket_key(uri)
         self._s3().upload_file(str(local), bucket, key)  # multipart above the transfer threshold
