@@ -9,6 +9,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -17,10 +18,10 @@ import type { Activities } from '../activities/index.js';
 import { FailureType } from '../common/errors.js';
 import { canonicalJson, fnv1a64 } from '../common/hash.js';
 import type { RunSpec, RunSpecInput } from '../common/run-spec.js';
-import type { RoundResult, ScoreSummary, StageResult } from '../common/types.js';
+import type { RoundEvaluation, RoundResult, StageResult } from '../common/types.js';
 import { validateRunSpec } from '../common/validate.js';
 import { bookkeepingOptions } from './activity-options.js';
-import { decideGate, registryOf } from './gate.js';
+import { decideGate, gateMarkdown, gateSummary, gateVerdict, registryOf, type GateMetrics } from './gate.js';
 import { guardedStages, required, SKIPPED } from './guarded-stage.js';
 import { abortUpdate, progressQuery, retryStageUpdate, skipStageUpdate } from './messages.js';
 import { label, OperatorDesk } from './operator.js';
@@ -33,12 +34,16 @@ import {
   scoreRequest,
   trainRequest,
 } from './stage-params.js';
-import { announce, showDetails, showModel, showStage } from './visibility.js';
+import { announce, showDetails, showGate, showModel, showStage } from './visibility.js';
 
-const { promoteModel, recordRound } = proxyActivities<Activities>(bookkeepingOptions);
+const { promoteModel, readPromoted, recordRound } = proxyActivities<Activities>(bookkeepingOptions);
 
 export async function taoRound(input: RunSpecInput): Promise<RoundResult> {
-  const checked = validateRunSpec(input);
+  // Rounds started before the evaluation had its own scorers, references and gate rule (issue 10) replay and
+  // finish with the rules they began with: no explicit evaluation choice required, the old stage params, the
+  // old gate. New rounds record this marker first.
+  const independent = patched('independent-evaluation');
+  const checked = validateRunSpec(input, { legacy: !independent });
   if (!checked.ok) {
     throw ApplicationFailure.create({
       type: FailureType.InvalidRunSpec,
@@ -53,7 +58,8 @@ export async function taoRound(input: RunSpecInput): Promise<RoundResult> {
   const progress = new ProgressTracker();
   const desk = new OperatorDesk();
   const links: Record<string, string> = {};
-  const refresh = () => showDetails(spec, workflowId, progress.snapshot(desk.failures()), links);
+  const notes: string[] = [];
+  const refresh = () => showDetails(spec, workflowId, progress.snapshot(desk.failures()), links, notes);
   const round = new CancellationScope();
 
   setHandler(progressQuery, () => progress.snapshot(desk.failures()));
@@ -71,7 +77,9 @@ export async function taoRound(input: RunSpecInput): Promise<RoundResult> {
   announce(spec, configHash);
 
   try {
-    return await round.run(() => runRound(spec, { workflowId, configHash, progress, desk, links, refresh }));
+    return await round.run(() =>
+      runRound(spec, { workflowId, configHash, progress, desk, links, notes, refresh, independent }),
+    );
   } catch (e) {
     if (desk.abortReason !== undefined && isCancellation(e)) {
       showStage(progress.snapshot().stage, 'aborted');
@@ -92,12 +100,17 @@ interface RoundContext {
   progress: ProgressTracker;
   desk: OperatorDesk;
   links: Record<string, string>;
+  /** Markdown blocks shown after the stage table in the Web UI (the gate's decision). */
+  notes: string[];
   refresh: () => void;
+  /** False for rounds started before the independent evaluation (see the patch in taoRound). */
+  independent: boolean;
 }
 
 /** The pipeline; each stage's inputs and params come from stage-params.ts, each call is operator-guarded. */
 async function runRound(spec: RunSpec, ctx: RoundContext): Promise<RoundResult> {
-  const { workflowId, progress, refresh } = ctx;
+  const { workflowId, progress, refresh, independent } = ctx;
+  const legacy = { legacy: !independent };
   const stage = guardedStages({ spec, ...ctx });
   const out = (r: StageResult, name: string) => r.outputs[name] as string;
   const begin = (name: Parameters<ProgressTracker['begin']>[0], total = 1) => {
@@ -107,7 +120,7 @@ async function runRound(spec: RunSpec, ctx: RoundContext): Promise<RoundResult> 
   };
 
   begin('prepare');
-  const prepared = required(await stage(prepareRequest(spec)));
+  const prepared = required(await stage(prepareRequest(spec, legacy)));
   const shardPrompts = prepared.outputs.prompts as string[];
   const baseModel = out(prepared, 'model');
 
@@ -152,13 +165,30 @@ async function runRound(spec: RunSpec, ctx: RoundContext): Promise<RoundResult> 
   const tuned = out(trained, 'merged');
 
   begin('evaluate');
+  const promotedModel = independent ? await currentModel(spec, [baseModel, tuned]) : undefined;
   const evaluated = required(
-    await stage(evaluateRequest(spec, { prompts: out(prepared, 'heldOut'), base: baseModel, tuned })),
+    await stage(
+      evaluateRequest(
+        spec,
+        {
+          prompts: out(prepared, 'heldOut'),
+          benchmark: prepared.outputs.benchmark as string | undefined,
+          base: baseModel,
+          tuned,
+          promoted: promotedModel,
+        },
+        legacy,
+      ),
+    ),
   );
-  const m = evaluated.metrics as { base: ScoreSummary; tuned: ScoreSummary; improvement: number; winRate?: number };
+  const m = evaluated.metrics as unknown as RoundEvaluation & GateMetrics & { evaluationScorers?: string };
 
   begin('gate');
-  const gate = decideGate(spec, m.improvement);
+  const gate = independent ? gateVerdict(spec.gate, m) : decideGate(spec, m.improvement);
+  if (independent) {
+    showGate(gateSummary(gate));
+    ctx.notes.push(gateMarkdown(gate, m));
+  }
   progress.end('gate');
 
   begin('promote');
@@ -204,7 +234,9 @@ async function runRound(spec: RunSpec, ctx: RoundContext): Promise<RoundResult> 
       merged: tuned,
       report: out(evaluated, 'report'),
     },
-    evaluation: { base: m.base, tuned: m.tuned, improvement: m.improvement, winRate: m.winRate },
+    evaluation: independent
+      ? evaluationOf(m)
+      : { base: m.base, tuned: m.tuned, improvement: m.improvement, winRate: m.winRate },
     gate,
     promoted: gate.passed,
     registryPointer,
@@ -213,4 +245,35 @@ async function runRound(spec: RunSpec, ctx: RoundContext): Promise<RoundResult> 
   };
   await recordRound({ result, artifacts: spec.artifacts });
   return result;
+}
+
+/** The promoted model of this run, when the registry has one other than `exclude` (base and candidate). */
+async function currentModel(spec: RunSpec, exclude: string[]): Promise<string | undefined> {
+  const pointer = await readPromoted({ registry: registryOf(spec), runName: spec.name, artifacts: spec.artifacts });
+  return pointer && !exclude.includes(pointer.modelUri) ? pointer.modelUri : undefined;
+}
+
+/** The evaluation as the result carries it: small numbers only (the report and manifest hold the rest). */
+function evaluationOf(
+  m: RoundEvaluation & { evaluationScorers?: string; drift?: { lengthChange: number; formatDrift: number } },
+): RoundEvaluation {
+  return {
+    base: m.base,
+    tuned: m.tuned,
+    improvement: m.improvement,
+    improvementCiLow: m.improvementCiLow,
+    improvementCiHigh: m.improvementCiHigh,
+    winRate: m.winRate,
+    scorers: m.evaluationScorers === 'evaluation' ? 'evaluation' : 'training',
+    reward: m.reward && { change: m.reward.change, ciLow: m.reward.ciLow, ciHigh: m.reward.ciHigh, n: m.reward.n },
+    rewardHacking: m.rewardHacking && {
+      flagged: m.rewardHacking.flagged,
+      checked: m.rewardHacking.checked,
+      reason: m.rewardHacking.reason,
+    },
+    tasks: m.tasks,
+    vsPromoted: m.vsPromoted,
+    drift: m.drift && { lengthChange: m.drift.lengthChange, formatDrift: m.drift.formatDrift },
+    klToBase: m.klToBase ?? null,
+  };
 }
