@@ -56,7 +56,7 @@ function spec(name: string): RunSpecInput {
     name,
     baseModel: 'tiny://rec',
     prompts: { uri: `${root}/prompts.jsonl` },
-    evaluation: { heldOutFraction: 0.5 },
+    evaluation: { heldOutFraction: 0.5, reuseTrainingScorers: true },
     generation: { shards: 2, samplesPerPrompt: 2 },
     scoring: { scorers: [{ name: 'r', type: 'regex', params: { pattern: 'a' } }] },
     training: {},

@@ -44,7 +44,7 @@ function flywheelSpec(root: string, name: string): FlywheelSpecInput {
     template: {
       apiVersion: 'tao/v1',
       baseModel: 'tiny://fw',
-      evaluation: { heldOutFraction: 0.25 },
+      evaluation: { heldOutFraction: 0.25, reuseTrainingScorers: true },
       generation: { shards: 2, samplesPerPrompt: 2 },
       scoring: { scorers: [{ name: 'lower', type: 'regex', params: { pattern: '[a-z]', mode: 'fraction' } }] },
       training: {},
