@@ -18,7 +18,13 @@ export interface S3Dev extends Started {
   env: Record<string, string>;
 }
 
-export async function startS3Dev(o: { dir: string; basePort: number; bucket: string }): Promise<S3Dev> {
+/** `keepData`: start on the data dir as it is (a restart after a stop, as in the S3 outage test); default: fresh. */
+export async function startS3Dev(o: {
+  dir: string;
+  basePort: number;
+  bucket: string;
+  keepData?: boolean;
+}): Promise<S3Dev> {
   const pidFile = path.join(o.dir, '..', `weed-${o.basePort}.pid`);
   if (stopByPidFile(pidFile)) {
     // a server left behind by an interrupted run of ours: let it exit before its data dir is removed, and
@@ -30,7 +36,7 @@ export async function startS3Dev(o: { dir: string; basePort: number; bucket: str
       30_000,
     );
   }
-  fs.rmSync(o.dir, { recursive: true, force: true });
+  if (!o.keepData) fs.rmSync(o.dir, { recursive: true, force: true });
   fs.mkdirSync(o.dir, { recursive: true });
   const p = o.basePort;
   const credentials = { accessKeyId: 'tao-test', secretAccessKey: 'tao-test-secret' };
