@@ -170,3 +170,27 @@ def test_second_publish_returns_the_first_manifest(tmp_path):
 
     first, second = attempt(1), attempt(2)
     assert second == first and second["metrics"] == {"attempt": 1}
+
+
+def test_a_corrupt_manifest_is_quarantined_once_and_the_fresh_one_published(tmp_path):
+    """Issue 11, item 2: before, the conditional create failed on the corrupt file, the job read it back and
+    crashed (json error), every retry the same. Now it is moved aside (kept for inspection) and replaced."""
+    spec = _spec(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "scores.jsonl").write_text("{}\n")
+    out = tmp_path / "out" / spec["key"]
+    out.mkdir(parents=True)
+    (out / "manifest.json").write_text('{"schema": "tao.manifest/v1", "stage": "sco')  # torn write
+    store = Store()
+    m = publish(store, spec, work, outputs={"scores": "scores.jsonl"}, records_in=1, records_out=1, metrics={}, started_at=0)
+    assert json.loads((out / "manifest.json").read_text()) == m
+    [kept] = list((out / "quarantine").glob("*/manifest.json"))
+    assert kept.read_text() == '{"schema": "tao.manifest/v1", "stage": "sco'
+    assert "not JSON" in (kept.parent / "reason.txt").read_text()
+
+    # a manifest of another key is not this stage's either
+    (out / "manifest.json").write_text(json.dumps(m | {"key": "other"}))
+    again = publish(store, spec, work, outputs={"scores": "scores.jsonl"}, records_in=1, records_out=1, metrics={}, started_at=0)
+    assert again["key"] == spec["key"]
+    assert len(list((out / "quarantine").glob("*/manifest.json"))) == 2

@@ -99,3 +99,47 @@ def test_s3_prepare_end_to_end(tmp_path, s3_server, monkeypatch):
         store.local_dir(prefix + "nothing/")
     store.delete(out + "heldout.jsonl")
     assert not store.exists(out + "heldout.jsonl")
+
+
+def test_file_conditional_create_has_exactly_one_winner_under_threads(tmp_path):
+    """Issue 11, items 3 and 6: the temporary file name was per process, so two threads shared it and one
+    could link the other's bytes; now each writer has its own, and exactly one of many creators wins."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    s = Store()
+    uri = tmp_path.as_uri() + "/manifest.json"
+
+    def create(i: int) -> bool:
+        try:
+            s.write_bytes(uri, f"writer {i} ".encode() * 20000, if_none_match=True)
+            return True
+        except AlreadyExists:
+            return False
+
+    with ThreadPoolExecutor(16) as pool:
+        won = [i for i, ok in enumerate(pool.map(create, range(64))) if ok]
+    assert len(won) == 1
+    assert s.read_bytes(uri) == f"writer {won[0]} ".encode() * 20000  # whole, and the winner's
+    assert [p.name for p in tmp_path.iterdir()] == ["manifest.json"]
+
+
+def test_s3_conditional_create_has_exactly_one_winner(s3_server, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    for k, v in s3_server.env.items():
+        monkeypatch.setenv(k, v)
+    opts = s3_server.store_options()["s3"]
+    s = Store(S3Options(endpoint=opts["endpoint"], region=opts["region"], force_path_style=True))
+    uri = f"s3://{s3_server.bucket}/{uuid.uuid4().hex}/manifest.json"
+
+    def create(i: int) -> bool:
+        try:
+            s.write_bytes(uri, f"writer {i}".encode(), if_none_match=True)
+            return True
+        except AlreadyExists:
+            return False
+
+    with ThreadPoolExecutor(8) as pool:
+        won = [i for i, ok in enumerate(pool.map(create, range(24))) if ok]
+    assert len(won) == 1
+    assert s.read_bytes(uri) == f"writer {won[0]}".encode()
