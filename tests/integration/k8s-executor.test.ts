@@ -228,6 +228,38 @@ describe('kubernetes executor on a real control plane, kwok fake GPU nodes stand
     expect(again.created).toBe(0);
   });
 
+  it('a finished Job of another stage key under the same name is never adopted: the work runs under the next generation (issue 11, item 1)', async () => {
+    // Before the key was in the name, rerunning a workflow id with a changed spec found the old spec's completed
+    // Job under the same name, adopted it, and the stage failed "exited 0 but manifest not found", forever.
+    const old = stageJob();
+    expect(await executor().run(old, context())).toMatchObject({ exitCode: 0, jobName: old.name });
+    const changed: StageJob = {
+      ...old,
+      labels: { key: `${old.labels.key}-changed` },
+      owner: { ...old.owner!, key: `${old.owner!.key}-changed` },
+    };
+    const ex = executor();
+    const outcome = await ex.run(changed, context());
+    expect(outcome).toMatchObject({ exitCode: 0, jobName: old.nameForGeneration!(1) });
+    expect(ex.created).toBe(1);
+    const [mine] = await jobsOf(changed);
+    expect(mine?.metadata?.annotations?.['tao.dev/key']).toBe(changed.owner!.key);
+    // and the stage's own name carries its key: a changed spec is another Job name from the start
+    const id = { workflowId: 'tao/x/round-1', round: 1, stage: 'generate', shard: 0, generation: 0 };
+    expect(jobName({ ...id, key: 'k1' })).not.toBe(jobName({ ...id, key: 'k2' }));
+  });
+
+  it('a finished Job whose outputs were rejected (redo) is not adopted again: the next generation redoes the work', async () => {
+    const job = stageJob();
+    expect(await executor().run(job, context())).toMatchObject({ exitCode: 0, jobName: job.name });
+    const ex = executor();
+    expect(await ex.run({ ...job, redo: true }, context())).toMatchObject({
+      exitCode: 0,
+      jobName: job.nameForGeneration!(1),
+    });
+    expect(ex.created).toBe(1);
+  });
+
   it.each([
     [64, 'InvalidStageSpec', 1],
     [65, 'ArtifactMissing', 1],
