@@ -189,9 +189,11 @@ def _kl(dirs: dict, prompts: list[dict], rows: list[dict]) -> float | None:
     if not pairs:
         return None
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    # bf16 on GPUs that have it (two models side by side); the log-softmax in kl_to_base runs in float32
+    dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
     tokenizer = AutoTokenizer.from_pretrained(dirs["tuned"])
-    tuned = AutoModelForCausalLM.from_pretrained(dirs["tuned"], dtype=torch.float32).to(device).eval()
-    base = AutoModelForCausalLM.from_pretrained(dirs["base"], dtype=torch.float32).to(device).eval()
+    tuned = AutoModelForCausalLM.from_pretrained(dirs["tuned"], dtype=dtype).to(device).eval()
+    base = AutoModelForCausalLM.from_pretrained(dirs["base"], dtype=dtype).to(device).eval()
     try:
         return kl_to_base(tuned, base, tokenizer, pairs, device)
     finally:
