@@ -7,9 +7,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { SCRIPTED_JOBS } from './scripted.js';
 
 const REPO = path.resolve(import.meta.dirname, '..', '..');
+// the same as scripted.ts's, without importing vitest (bench/soak.ts runs outside vitest)
+const SCRIPTED_JOBS = path.join(REPO, 'tests', 'fixtures', 'scripted-jobs');
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
