@@ -1,5 +1,7 @@
 /**
- * Promotion: one atomic write of a small alias object, the model registry pointer (docs/design.md#rule-8).
+ * Promotion: a conditional write of a small alias object, the model registry pointer (docs/design.md#rule-8),
+ * after the model's files are verified in full (every size and sha256 its train manifest recorded; a damaged
+ * model is quarantined and never promoted).
  * `<registry>/<run name>/current.json` names the promoted model; each promotion is also kept as
  * `<registry>/<run name>/history/round-<n>.json`. The pointer is replaced with If-Match on the version that
  * was read, so two rounds promoting at once cannot silently overwrite each other.
@@ -8,6 +10,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { FailureType } from '../common/errors.js';
 import type { PromoteInput, PromoteResult, RoundResult } from '../common/types.js';
 import { joinUri, resolveUri, StoreError, type ArtifactStore } from './artifacts/store.js';
+import { stagePrefixOf, verifyStage } from './artifacts/verify.js';
 
 export interface RegistryDeps {
   storeFor(artifacts: PromoteInput['artifacts']): ArtifactStore;
@@ -44,6 +47,20 @@ export function createRegistryActivities(deps: RegistryDeps) {
       promotedAt: new Date().toISOString(),
       evaluation: input.evaluation,
     };
+    // The model must be what its stage recorded, byte for byte, before anyone is pointed at it.
+    for (const uri of [input.modelUri, input.adapterUri]) {
+      if (!uri || !stagePrefixOf(uri)) continue; // a model outside the stages (nothing recorded to check)
+      const verdict = await verifyStage(store, uri);
+      if (!verdict.ok) {
+        throw ApplicationFailure.create({
+          type: FailureType.ArtifactMissing,
+          nonRetryable: true,
+          message:
+            `not promoting ${input.modelUri}: its outputs are damaged (${verdict.problem}); the manifest was ` +
+            `quarantined (${verdict.quarantined ?? 'nothing to move'}), so rerunning the round trains again`,
+        });
+      }
+    }
     const body = JSON.stringify(pointer, null, 2);
     await store.put(joinUri(registry, input.runName, 'history', `round-${input.round}.json`), body);
     const current = await store.head(uri);

@@ -21,6 +21,7 @@ import { follow, renderProgress, startRound, summarise, uiLink } from './cli/rou
 import { checkSchedule, createSchedule, describeSchedule, scheduleId } from './cli/schedule.js';
 import { checkEvaluationData } from './cli/evaluation-data.js';
 import { loadSpecFile, readSpecDocument, SpecFileError } from './cli/spec-file.js';
+import { isStoreTarget, renderVerdicts, stagesOfResult, verifyStores } from './cli/verify.js';
 import { startDevServer, stopDevServer } from './dev/temporal-dev.js';
 import { cacheDir } from './dev/tools.js';
 
@@ -94,6 +95,29 @@ program
           console.log(handle.workflowId);
         }
       });
+    }),
+  );
+
+program
+  .command('verify')
+  .argument('<target>', 'a finished round (workflow id), an artifacts root or a stage folder (file:// or s3:// URI)')
+  .option('--s3-endpoint <url>', "the store's S3 endpoint (default: AWS_ENDPOINT_URL)")
+  .option('--no-quarantine', 'only report damaged stages (default: quarantine their manifests so they run again)')
+  .option('--json', 'machine-readable output')
+  .description(
+    're-hash every file of the published stages (sizes and sha256, models included); exit 1 if any is damaged',
+  )
+  .action(
+    action(async (target: string, o: { s3Endpoint?: string; quarantine: boolean; json?: boolean }) => {
+      const options = { quarantine: o.quarantine, s3: o.s3Endpoint ? { endpoint: o.s3Endpoint } : undefined };
+      const targets = isStoreTarget(target)
+        ? [target]
+        : await withClient(async (client) =>
+            stagesOfResult((await client.workflow.getHandle(target).result()) as RoundResult),
+          );
+      const verdicts = await verifyStores(targets, options);
+      console.log(o.json ? JSON.stringify(verdicts, null, 2) : renderVerdicts(verdicts));
+      if (verdicts.some((v) => !v.ok)) process.exitCode = 1;
     }),
   );
 
