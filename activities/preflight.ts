@@ -3,7 +3,8 @@
  * root and the round's inputs with the spec's own store settings before any job runs, so a wrong endpoint, a
  * missing bucket or rejected credentials fail the round at once, named, instead of after three attempts of GPU
  * work (issue 13). What it checks:
- *   - the artifact root is writable: a small probe object is created and deleted under `<root>/.tao-preflight/`;
+ *   - the artifact root is readable (a listing: a missing bucket answers NoSuchBucket here, where some S3 servers
+ *     would create it on a write) and writable (a probe object is created and deleted under `<root>/.tao-preflight/`);
  *   - each input exists: an object (prompts file, held-out file) or, for a prefix (a model folder, the
  *     flywheel's log prefix), a listing that answers.
  * A misconfiguration (unknown host, refused connection, missing bucket, rejected or missing credentials, a missing
@@ -72,6 +73,8 @@ export function createPreflightActivities(deps: PreflightDeps) {
 
       const probe = joinUri(root, '.tao-preflight', `${randomUUID()}.txt`);
       try {
+        // a listing first: some S3 servers (SeaweedFS) create a missing bucket on the first write
+        await store.list(joinUri(root, '.tao-preflight') + '/');
         await store.put(probe, 'tao store preflight: safe to delete\n');
         await store.delete(probe);
       } catch (e) {

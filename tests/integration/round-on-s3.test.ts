@@ -126,6 +126,7 @@ describe('a whole round on S3, configured by the spec alone', () => {
 });
 
 describe('the store preflight names what is wrong before any job runs', () => {
+  const missingBucket = `no-such-bucket-${Date.now().toString(36)}`;
   const artifacts = (over: Partial<RunSpec['artifacts']>, bucket = inject('s3Bucket')): RunSpec['artifacts'] => ({
     uri: `s3://${bucket}/preflight`,
     s3: s3Settings(),
@@ -158,8 +159,8 @@ describe('the store preflight names what is wrong before any job runs', () => {
     ],
     [
       'a missing bucket',
-      () => artifacts({}, 'no-such-bucket-tao'),
-      /bucket no-such-bucket-tao.*the bucket does not exist/,
+      () => artifacts({}, missingBucket),
+      /bucket no-such-bucket-\w+.*the bucket does not exist/,
     ],
   ])('%s', async (_what, a, message) => {
     const failure = await check(a()).catch((e: Error & { type?: string; nonRetryable?: boolean }) => e);
