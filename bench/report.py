@@ -50,19 +50,17 @@ def render(results: dict, seeds: list[int], scaling: list[int], argv: list[str])
         "",
         "All example prompts; N samples per prompt spread over strategies `plain` and `cot` at temperature 1.0.",
         "",
-        "| task | prompts | greedy accuracy | vote@4 | vote@8 | vote@16 |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| task | prompts | greedy accuracy | one sample | vote@2 | vote@4 | vote@8 | vote@16 |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for task in ("trivia", "sql"):
         s = r.get(f"signal-{task}")
         if not s:
-            lines.append(f"| {task} | not run | | | | |")
+            lines.append(f"| {task} | not run | | | | | | |")
             continue
-        by = s["byN"]
-        lines.append(
-            f"| {TASK_NAMES[task]} | {by['1']['prompts']} | {fmt(by['1']['greedy'])} | {fmt(by['4']['vote'])} | "
-            f"{fmt(by['8']['vote'])} | {fmt(by['16']['vote'])} |"
-        )
+        at = s["voteAt"]
+        cells = " | ".join(fmt(at.get(k)) for k in ("1", "2", "4", "8", "16"))
+        lines.append(f"| {TASK_NAMES[task]} | {s['prompts']} | {fmt(s['greedy'])} | {cells} |")
     lines += [
         "",
         "## Table 3 in miniature: base, labelled fine-tuning, TAO without labels",
@@ -72,7 +70,7 @@ def render(results: dict, seeds: list[int], scaling: list[int], argv: list[str])
         "is the test-time-compute ceiling TAO distils (N samples at inference, majority vote with the round's",
         "scorers: N times the serving cost); *random reward* is the control where each sample's reward is random.",
         "",
-        "| task | base | labelled FT (SFT on references) | TAO (no labels) | TAO − base (mean of per-seed paired CIs) | "
+        "| task | base | labelled FT (SFT on references) | TAO (no labels) | TAO − base per seed [paired 95% CI] | "
         "best-of-N at inference | random-reward control |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]

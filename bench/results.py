@@ -75,7 +75,7 @@ def cached(name: str, fn, force: set[str]) -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1, default=str) + "\n")
     print(f"[{name}] {result['seconds']}s", flush=True)
-    return result
+    return json.loads(path.read_text())  # as a later run reads it (string keys)
 
 
 def eval_summary(m: dict) -> dict:
@@ -239,21 +239,16 @@ def best_of_n(task: str, spec: dict, tao_work: Path) -> dict:
 
 
 def signal(task: str) -> dict:
+    """The base model on every example prompt of the task: greedy accuracy, and the vote over the first k of 16
+    samples (plain + cot, temperature 1.0) for k = 1, 2, 4, 8, 16."""
     from tao_jobs.models import tiny_corpus
     from tao_jobs.models.local import tiny_cached
     from tao_jobs.models.tiny_signal import measure
 
     rows = tiny_corpus.demo_prompts(task)
-    out = {}
-    for n in (1, 4, 8, 16):
-        m = measure(
-            tiny_cached("tiny://demo"),
-            rows,
-            database=(ROOT / "examples/sql/shop.sqlite").as_uri(),
-            samples=n,
-        )
-        out[str(n)] = {k: v for k, v in m[task].items()}
-    return {"task": task, "byN": out}
+    db = (ROOT / "examples/sql/shop.sqlite").as_uri()
+    m = measure(tiny_cached("tiny://demo"), rows, database=db, samples=16, vote_at=(1, 2, 4, 8, 16))[task]
+    return {"task": task, "prompts": m["prompts"], "greedy": m["greedy"], "voteAt": m["voteAt"]}
 
 
 # --- report --------------------------------------------------------------------------------------------

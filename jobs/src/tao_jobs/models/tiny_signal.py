@@ -37,9 +37,12 @@ def measure(
     temperatures: tuple[float, ...] = (1.0,),
     max_tokens: int = 64,
     seed: int = 0,
+    vote_at: tuple[int, ...] = (),
 ) -> dict:
     """Per task: ``{"prompts", "greedy", "vote", "greedyRight", "voteRight"}`` (accuracies in [0, 1] and
-    counts), plus per-prompt details under ``"rows"``. ``rows`` are example prompt rows (``prompt``, ``task``:
+    counts), plus per-prompt details under ``"rows"``. ``vote_at``: also the vote accuracy over the first k
+    samples of each prompt for each k (``"voteAt": {k: accuracy}``; the plan spreads strategies round-robin, so
+    a prefix is a smaller balanced sample), at no extra generation cost. ``rows`` are example prompt rows (``prompt``, ``task``:
     ``trivia`` or ``sql``, ``reference``); ``database``: the SQLite URI the SQL rows are about."""
     engine = open_engine("transformers", Path(model_dir))
     try:
@@ -68,31 +71,34 @@ def measure(
             raise ValueError("database: required for sql rows")
         sql_vote, sql_exec = SqlScorer({"database": database}), SqlScorer({"database": database, "vote": False})
     per_row = []
+    ks = sorted({samples, *(k for k in vote_at if 0 < k <= samples)})
     try:
         for i, r in enumerate(rows):
             texts = sampled[i * samples : (i + 1) * samples]
             if r["task"] == "sql":
-                voted = sql_vote.score_group(r, texts)
-                majority = voted[0][1].get("majority") if voted else None
                 # the greedy answer and the gold query, executed and reduced like the samples
                 (_, g), (_, gold) = sql_exec.score_group(r, [greedy[i], r["reference"]])
                 if gold.get("status") != "ok" or not gold.get("rows"):
                     raise ValueError(f"{r['id']}: the gold SQL does not return rows ({gold})")
                 right = gold["result"]
                 greedy_right = g.get("status") == "ok" and g.get("result") == right
-                vote_right = majority == right
+                scorer = sql_vote
             else:
-                voted = vote.score_group(r, texts)
-                majority = voted[0][1].get("majority") if voted else None
-                greedy_right = vote.answer(greedy[i]) == r["reference"]
-                vote_right = majority == r["reference"]
+                right = r["reference"]
+                greedy_right = vote.answer(greedy[i]) == right
+                scorer = vote
+            at = {}
+            for k in ks:
+                voted = scorer.score_group(r, texts[:k])
+                at[k] = (voted[0][1].get("majority") if voted else None) == right
             per_row.append(
                 {
                     "id": r["id"],
                     "task": r["task"],
                     "greedy": greedy[i],
                     "greedyRight": greedy_right,
-                    "voteRight": vote_right,
+                    "voteRight": at[samples],
+                    "voteAt": at,
                 }
             )
     finally:
@@ -104,6 +110,7 @@ def measure(
         mine = [p for p in per_row if p["task"] == task]
         g, v = sum(p["greedyRight"] for p in mine), sum(p["voteRight"] for p in mine)
         out[task] = {
+            "voteAt": {k: sum(p["voteAt"][k] for p in mine) / len(mine) for k in ks},
             "prompts": len(mine),
             "greedyRight": g,
             "voteRight": v,
