@@ -9,6 +9,7 @@ import { FailureType } from '../common/errors.js';
 import type { FlywheelSpec } from '../common/flywheel-spec.js';
 import type { CollectResult, FlywheelState } from '../common/types.js';
 import { joinUri, resolveUri, StoreError, type ArtifactStore } from './artifacts/store.js';
+import { filesForRound, newLines, pendingFiles } from './flywheel-source.js';
 import { redactPii } from './pii.js';
 
 export interface FlywheelDeps {
@@ -36,8 +37,9 @@ function parseLine(line: string): { messages: Message[]; task: string | null } |
   let doc: unknown;
   try {
     doc = JSON.parse(line);
-  } catch (e) {
-    return `not JSON (${(e as Error).message})`;
+  } catch {
+    // not the parser's message: V8 quotes the start of the line in it, and problems reach the history
+    return 'not JSON';
   }
   const record = doc as { request?: unknown; messages?: unknown; metadata?: { task?: unknown } };
   const body = (record.request ?? record) as { messages?: unknown; metadata?: { task?: unknown } };
@@ -76,10 +78,16 @@ export function createFlywheelActivities(deps: FlywheelDeps) {
       .put(stateUri(input.spec, deps.baseDir), JSON.stringify(input.state, null, 2));
   }
 
+  /**
+   * The next round's prompts: the unread lines of the pending source files (new files, and files that grew
+   * since their cursor), a share of them when the run has several rounds left for a backlog (`roundsLeft`,
+   * default 1: take everything), and more files while fewer than `minNewPrompts` prompts were found.
+   */
   async function collectPrompts(input: {
     spec: FlywheelSpec;
     state: FlywheelState;
     round: number;
+    roundsLeft?: number;
   }): Promise<CollectResult> {
     const { spec, state, round } = input;
     const store = deps.storeFor(spec.template.artifacts);
@@ -93,10 +101,8 @@ export function createFlywheelActivities(deps: FlywheelDeps) {
       }
       throw e;
     }
-    const files = listing
-      .map((o) => ({ uri: o.uri, key: o.uri.slice(source.length) }))
-      .filter((f) => f.key.endsWith('.jsonl') && (state.watermark === null || f.key > state.watermark))
-      .sort((a, b) => (a.key < b.key ? -1 : 1));
+    const pending = pendingFiles(listing, source, state);
+    const share = filesForRound(pending.length, input.roundsLeft ?? 1);
 
     const seen = new Set<string>();
     for (const uri of state.seen) {
@@ -109,14 +115,20 @@ export function createFlywheelActivities(deps: FlywheelDeps) {
     let duplicates = 0;
     let invalid = 0;
     let redactions = 0;
-    for (const file of files) {
-      const text = (await store.get(file.uri))?.toString('utf8') ?? '';
-      for (const [i, line] of text.split('\n').entries()) {
+    const cursors: NonNullable<CollectResult['cursors']> = {};
+    const files: typeof pending = [];
+    for (const file of pending) {
+      if (files.length >= share && rows.length >= spec.minNewPrompts) break;
+      files.push(file);
+      const data = (await store.get(file.uri)) ?? Buffer.alloc(0);
+      const read = newLines(data, state.cursors?.[file.key]);
+      cursors[file.key] = read.cursor;
+      for (const { n, text: line } of read.lines) {
         if (!line.trim()) continue;
         const parsed = parseLine(line);
         if (typeof parsed === 'string') {
           invalid++;
-          if (problems.length < MAX_PROBLEMS) problems.push(`${file.uri}:${i + 1}: ${parsed}`);
+          if (problems.length < MAX_PROBLEMS) problems.push(`${file.uri}:${n}: ${parsed}`);
           continue;
         }
         let messages = parsed.messages;
@@ -139,12 +151,14 @@ export function createFlywheelActivities(deps: FlywheelDeps) {
             id: digest.slice(0, 16),
             messages,
             ...(parsed.task ? { task: parsed.task } : {}),
-            meta: { source: `${file.key}:${i + 1}` },
+            meta: { source: `${file.key}:${n}` },
           }),
         );
       }
     }
-    const watermark = files.length ? files[files.length - 1]!.key : state.watermark;
+    const last = files.length ? files[files.length - 1]!.key : null;
+    const watermark = last !== null && (state.watermark === null || last > state.watermark) ? last : state.watermark;
+    const remainingFiles = pending.length - files.length;
     if (rows.length === 0) {
       return {
         promptsUri: null,
@@ -156,6 +170,8 @@ export function createFlywheelActivities(deps: FlywheelDeps) {
         problems,
         redactions,
         watermark,
+        cursors,
+        remainingFiles,
       };
     }
     const dir = joinUri(resolveUri(spec.template.artifacts.uri, deps.baseDir), 'flywheel', spec.name, `round-${round}`);
@@ -173,6 +189,8 @@ export function createFlywheelActivities(deps: FlywheelDeps) {
       problems,
       redactions,
       watermark,
+      cursors,
+      remainingFiles,
     };
   }
 

@@ -182,9 +182,20 @@ export interface FlywheelState {
   round: number;
   /** Key (relative to the source prefix) of the last source file consumed; later keys are new. */
   watermark: string | null;
+  /**
+   * Per source file read (by key), how far: lines appended later are read by the next round. A file at or
+   * below the watermark without a cursor was read whole before cursors existed.
+   */
+  cursors?: Record<string, FileCursor>;
   /** Per finished round, the URI of the prompt digests it used (for de-duplication). */
   seen: string[];
   lastRound?: { workflowId: string; promoted: boolean; improvement: number; model: string };
+}
+
+/** How much of a source file the flywheel has consumed: bytes (complete lines only) and the lines in them. */
+export interface FileCursor {
+  bytes: number;
+  lines: number;
 }
 
 export interface CollectResult {
@@ -200,6 +211,10 @@ export interface CollectResult {
   redactions: number;
   /** Watermark to commit once the round has finished. */
   watermark: string | null;
+  /** Cursors of the files this round read, to merge into the state once the round has finished. */
+  cursors?: Record<string, FileCursor>;
+  /** Files with unread lines left for the next round of this run (a backlog split over rounds). */
+  remainingFiles?: number;
 }
 
 export interface FlywheelRoundSummary {

@@ -1,8 +1,9 @@
 /**
  * `taoFlywheel`: continuous improvement. A Temporal Schedule starts it nightly; each run collects the prompts
  * that arrived since the last finished round, runs one `taoRound` child on them starting from the latest
- * promoted model, and only then advances the watermark (a failed round is retried on the same prompts by
- * the next run). History stays bounded: one child per round, continue-as-new between rounds of a backlog.
+ * promoted model, and only then advances the watermark and the per-file read cursors (a failed round is
+ * retried on the same prompts by the next run). A backlog is shared out over up to `maxRoundsPerRun` rounds;
+ * history stays bounded: one child per round, continue-as-new between rounds of a backlog.
  */
 import {
   ApplicationFailure,
@@ -53,7 +54,8 @@ export async function taoFlywheel(
   }
   const state = await loadFlywheelState(spec);
   const round = state.round + 1;
-  const collected = await collectPrompts({ spec, state, round });
+  // a backlog is shared between the rounds this run may still start (a day of logs each for a 3-day backlog)
+  const collected = await collectPrompts({ spec, state, round, roundsLeft: spec.maxRoundsPerRun - done.length });
   if (collected.prompts < spec.minNewPrompts) {
     return {
       name: spec.name,
@@ -99,6 +101,8 @@ export async function taoFlywheel(
   const next = {
     round,
     watermark: collected.watermark,
+    // how far each source file was read: lines appended to a read file are the next round's
+    cursors: { ...state.cursors, ...collected.cursors },
     seen: [...state.seen, collected.digestsUri!],
     lastRound: {
       workflowId,
@@ -109,7 +113,8 @@ export async function taoFlywheel(
   };
   await commitFlywheelState({ spec, state: next });
   const rounds = [...done, summary];
-  if (rounds.length < spec.maxRoundsPerRun) {
+  // remainingFiles is absent from collections recorded before backlogs were shared: continue as they did
+  if (rounds.length < spec.maxRoundsPerRun && (collected.remainingFiles ?? 1) > 0) {
     // a backlog: the next round in a fresh run, so history stays small however long the backlog is
     return continueAsNew<typeof taoFlywheel>(input, rounds);
   }

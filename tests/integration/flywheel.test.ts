@@ -205,3 +205,129 @@ describe('taoFlywheel on a schedule', () => {
     }
   });
 });
+
+/** Appends raw text (lines, or a partial line being written) to a log file, as a logging agent does. */
+function appendToDay(root: string, day: string, text: string) {
+  fs.appendFileSync(new URL(`${root}/logs/${day}.jsonl`), text);
+}
+
+/** Runs taoFlywheel once (as the schedule would) and returns its result and every run's id of the chain. */
+async function runFlywheel(client: Client, queue: string, spec: FlywheelSpecInput, id: string) {
+  const handle = await client.workflow.start('taoFlywheel', { taskQueue: queue, workflowId: id, args: [spec] });
+  const result = (await client.workflow.getHandle(id).result()) as FlywheelResult;
+  return { result, firstRunId: handle.firstExecutionRunId };
+}
+
+describe('taoFlywheel: appended lines, backlogs, continue-as-new', () => {
+  it('lines appended to a file the flywheel already read are read next time, a line being written is left for later', async () => {
+    const s = scripted();
+    const root = fileRoot('fw-append');
+    const queue = uniqueQueue('fw-append');
+    const name = `fwa-${queue.slice(-8)}`;
+    const spec = flywheelSpec(root, name);
+    const { client, close } = await testClient();
+    try {
+      await withWorker(queue, s.deps, async () => {
+        writeDay(root, '2026-11-21', ['reset my password', 'opening hours', 'cancel order 1234', 'where is my parcel']);
+        const r1 = (await runFlywheel(client, queue, spec, `tao/${name}/fw-1`)).result;
+        expect(r1.rounds).toMatchObject([{ round: 1, prompts: 4 }]);
+
+        // the same day's file grows: three new requests and one still being written (no newline, cut short)
+        appendToDay(
+          root,
+          '2026-11-21',
+          ['ship to Norway', 'student discount', 'charged twice'].map((t, i) => logLine(t, i)).join('\n') +
+            '\n' +
+            logLine('half written', 9).slice(0, 25),
+        );
+        const r2 = (await runFlywheel(client, queue, spec, `tao/${name}/fw-2`)).result;
+        expect(r2.rounds).toMatchObject([{ round: 2, prompts: 3 }]);
+        const round2 = readJsonl(`${root}/flywheel/${name}/round-2/prompts.jsonl`) as unknown as {
+          messages: { content: string }[];
+          meta: { source: string };
+        }[];
+        expect(round2.map((p) => p.messages[0]!.content)).toEqual([
+          'ship to Norway',
+          'student discount',
+          'charged twice',
+        ]);
+        expect(round2.map((p) => p.meta.source)).toEqual([
+          '2026-11-21.jsonl:5',
+          '2026-11-21.jsonl:6',
+          '2026-11-21.jsonl:7',
+        ]);
+
+        // the half-written line is finished, two more follow: all three are read, nothing counted invalid
+        appendToDay(root, '2026-11-21', logLine('half written', 9).slice(25) + '\n');
+        appendToDay(
+          root,
+          '2026-11-21',
+          ['gift wrapping', 'change address'].map((t, i) => logLine(t, i)).join('\n') + '\n',
+        );
+        const r3 = (await runFlywheel(client, queue, spec, `tao/${name}/fw-3`)).result;
+        expect(r3.rounds).toMatchObject([{ round: 3, prompts: 3 }]);
+        const round3 = readJsonl(`${root}/flywheel/${name}/round-3/prompts.jsonl`).map((p) => p.messages[0]!.content);
+        expect(round3).toEqual(['half written', 'gift wrapping', 'change address']);
+
+        const r4 = (await runFlywheel(client, queue, spec, `tao/${name}/fw-4`)).result;
+        expect(r4.status).toBe('nothing-new');
+        expect(r4.message).toContain('0 new prompt(s)');
+        expect(r4.message).toContain('0 invalid line(s)');
+      });
+    } finally {
+      await close();
+    }
+  });
+
+  it('a backlog is split over maxRoundsPerRun rounds, continuing as new between them', async () => {
+    const s = scripted();
+    const root = fileRoot('fw-backlog');
+    const queue = uniqueQueue('fw-backlog');
+    const name = `fwb-${queue.slice(-8)}`;
+    const spec = { ...flywheelSpec(root, name), maxRoundsPerRun: 3 };
+    const { client, close } = await testClient();
+    try {
+      await withWorker(queue, s.deps, async () => {
+        // three days of logs arrived while the flywheel was paused
+        writeDay(root, '2026-11-21', ['a1 reset password', 'a2 opening hours', 'a3 cancel order']);
+        writeDay(root, '2026-11-22', ['b1 ship abroad', 'b2 student discount', 'b3 charged twice']);
+        writeDay(root, '2026-11-23', ['c1 gift wrap', 'c2 change address', 'c3 return policy']);
+        const id = `tao/${name}/flywheel`;
+        const { result, firstRunId } = await runFlywheel(client, queue, spec, id);
+        expect(result.status).toBe('rounds-finished');
+        expect(result.rounds.map((r) => [r.round, r.prompts])).toEqual([
+          [1, 3],
+          [2, 3],
+          [3, 3],
+        ]);
+        // each round took one day, in order
+        for (const [round, day] of [
+          [1, 'a'],
+          [2, 'b'],
+          [3, 'c'],
+        ] as const) {
+          const texts = readJsonl(`${root}/flywheel/${name}/round-${round}/prompts.jsonl`).map(
+            (p) => p.messages[0]!.content,
+          );
+          expect(
+            texts.every((t) => t.startsWith(day)),
+            `round ${round}: ${texts.join(', ')}`,
+          ).toBe(true);
+        }
+        expect(result.state).toMatchObject({ round: 3, watermark: '2026-11-23.jsonl' });
+        // three runs chained by continue-as-new: the first two ended ContinuedAsNew, each history has one round
+        const first = await client.workflow.getHandle(id, firstRunId).describe();
+        expect(first.status.name).toBe('CONTINUED_AS_NEW');
+        const last = await client.workflow.getHandle(id).describe();
+        expect(last.runId).not.toBe(firstRunId);
+        const firstHistory = await client.workflow.getHandle(id, firstRunId).fetchHistory();
+        const events = firstHistory.events!;
+        expect(events[events.length - 1]!.workflowExecutionContinuedAsNewEventAttributes).toBeTruthy();
+        expect(events.filter((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toHaveLength(1);
+        expect(s.launches().filter((l) => l.stage === 'train')).toHaveLength(3);
+      });
+    } finally {
+      await close();
+    }
+  });
+});
