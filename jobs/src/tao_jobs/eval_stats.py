@@ -155,9 +155,7 @@ def gate_verdict(metrics: dict, gate: dict) -> dict:
     else:
         what = "mean change" if rule == "mean" else "95% CI lower bound of the change"
         ok = stat > threshold
-        checks.append(
-            {"name": "rule", "passed": ok, "detail": f"{rule}: {what} {_fmt(stat)}{_vs(ok)} {threshold}"}
-        )
+        checks.append({"name": "rule", "passed": ok, "detail": f"{rule}: {what} {_fmt(stat)}{_vs(ok)} {threshold}"})
     vs = metrics.get("vsPromoted")
     if vs and vs.get("compared"):
         s = vs.get("change") if rule == "mean" else vs.get("ciLow")
