@@ -163,6 +163,11 @@ push() { # <local tag> <name> <content hash>
   fi
   "$DOCKER" tag "$local_tag" "$REGISTRY/tao-$name:dev"
   "$DOCKER" push -q "$REGISTRY/tao-$name:dev" >/dev/null
+  # earlier builds of this image (other content hashes) only take disk: the registry keeps what was pushed
+  local old
+  for old in $("$DOCKER" images --format '{{.Repository}}:{{.Tag}}' "tao-$name"; "$DOCKER" images --format '{{.Repository}}:{{.Tag}}' "$REGISTRY/tao-$name"); do
+    case "$old" in *":$key" | *":dev") ;; *) "$DOCKER" rmi "$old" >/dev/null 2>&1 || true ;; esac
+  done
   echo "$name=$ref"
 }
 
