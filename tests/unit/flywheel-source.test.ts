@@ -1,5 +1,11 @@
 /** The flywheel's incremental log reading: cursors per file, lines being written, backlog shares. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { openStore } from '../../activities/artifacts/open-store.js';
+import { createFlywheelActivities } from '../../activities/flywheel.js';
 import { filesForRound, newLines, pendingFiles } from '../../activities/flywheel-source.js';
 
 const buf = (s: string) => Buffer.from(s, 'utf8');
@@ -76,5 +82,40 @@ describe('pendingFiles and filesForRound', () => {
       filesForRound(4, 1),
       filesForRound(0, 2),
     ]).toEqual([1, 4, 1, 4, 1]);
+  });
+});
+
+describe('collectPrompts on a file:// log prefix', () => {
+  it('names a bad line by file and line, never by its text', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tao-fw-'));
+    fs.mkdirSync(path.join(dir, 'logs'));
+    const secret = 'SECRET-9041 my password is hunter2';
+    fs.writeFileSync(
+      path.join(dir, 'logs', 'day.jsonl'),
+      [
+        JSON.stringify({ messages: [{ role: 'user', content: 'hello' }] }),
+        `${secret} {"messages": [`,
+        JSON.stringify({ messages: [{ role: 'user', content: { secret } }] }),
+      ].join('\n') + '\n',
+    );
+    const root = pathToFileURL(dir).href;
+    const { collectPrompts } = createFlywheelActivities({ storeFor: openStore, baseDir: dir });
+    const spec = {
+      name: 'fw',
+      source: { uri: `${root}/logs/` },
+      minNewPrompts: 1,
+      template: { artifacts: { uri: root } },
+    } as unknown as Parameters<typeof collectPrompts>[0]['spec'];
+    const r = await collectPrompts({ spec, state: { round: 0, watermark: null, seen: [] }, round: 1 });
+    expect(r.prompts).toBe(1);
+    expect(r.invalid).toBe(2);
+    expect(r.problems).toEqual([
+      `${root}/logs/day.jsonl:2: not JSON`,
+      `${root}/logs/day.jsonl:3: messages.0.content: not text`,
+    ]);
+    expect(JSON.stringify(r)).not.toContain('SECRET');
+    expect(r.cursors).toEqual({
+      'day.jsonl': { bytes: fs.statSync(path.join(dir, 'logs', 'day.jsonl')).size, lines: 3 },
+    });
   });
 });
