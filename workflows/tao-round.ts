@@ -29,6 +29,7 @@ import { ProgressTracker } from './progress.js';
 import {
   datasetRequest,
   evaluateRequest,
+  preflightInput,
   generateRequest,
   prepareRequest,
   scoreRequest,
@@ -36,7 +37,7 @@ import {
 } from './stage-params.js';
 import { announce, showDetails, showGate, showModel, showStage } from './visibility.js';
 
-const { promoteModel, readPromoted, recordRound } = proxyActivities<Activities>(bookkeepingOptions);
+const { checkStore, promoteModel, readPromoted, recordRound } = proxyActivities<Activities>(bookkeepingOptions);
 
 export async function taoRound(input: RunSpecInput): Promise<RoundResult> {
   // Rounds started before the evaluation had its own scorers, references and gate rule (issue 10) replay and
@@ -118,6 +119,10 @@ async function runRound(spec: RunSpec, ctx: RoundContext): Promise<RoundResult> 
     showStage(name, 'running');
     refresh();
   };
+
+  // The store preflight: a wrong endpoint, bucket or credentials fail the round here, before any job runs.
+  // Patched so histories recorded before it replay as they ran.
+  if (patched('store-preflight')) await checkStore(preflightInput(spec));
 
   begin('prepare');
   const prepared = required(await stage(prepareRequest(spec, legacy)));
