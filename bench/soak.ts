@@ -100,14 +100,19 @@ function spec(round: number): RunSpecInput {
   };
 }
 
-/** Parent pid of a process (to know which worker a job belongs to), or undefined when it is gone. */
-function ppid(pid: number): number | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return undefined;
+/** Pids of the live children of a process (a worker's stage jobs), from /proc. */
+function childrenOf(parent: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) out.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
   }
+  return out;
 }
 
 async function main() {
@@ -162,7 +167,9 @@ async function main() {
       } else {
         const i = Math.floor(random() * WORKERS);
         const w = workers[i]!;
-        for (const l of readLaunches(launchLog)) if (ppid(l.pid) === w.pid) killedPids.add(l.pid);
+        // frozen first, so no job starts between listing its jobs and the kill (they die with it: PDEATHSIG)
+        process.kill(w.pid!, 'SIGSTOP');
+        for (const pid of childrenOf(w.pid!)) killedPids.add(pid);
         workerKills++;
         log(`kill -9 worker ${i} (pid ${w.pid})`);
         await killGroup(w);
