@@ -145,11 +145,12 @@ export function checkEvaluationData(spec: RunSpec, cwd = process.cwd()): Evaluat
     usable -= missing.length;
   }
   const need = MIN_EVAL_PROMPTS[spec.gate.rule];
+  const unusable = held.length + bench.length - usable;
   if (usable < need) {
     out.problems.push(
       `gate.rule: '${spec.gate.rule}' needs at least ${need} evaluation prompts, the evaluation set has ${usable} ` +
-        `(${held.length} held out + ${bench.length} benchmark): add prompts, raise evaluation.heldOutFraction, ` +
-        'add a benchmark, or choose a rule that needs fewer',
+        `(${held.length} held out + ${bench.length} benchmark${unusable ? `, ${unusable} of them without the reference their scorer needs` : ''}): ` +
+        'add prompts, raise evaluation.heldOutFraction, add a benchmark, or choose a rule that needs fewer',
     );
   }
   return out;
