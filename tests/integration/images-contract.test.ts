@@ -56,9 +56,11 @@ describe('the stage contract inside the jobs-cpu image (docker run, tiny model)'
       expect(missing).toMatchObject({ exit: 65 });
       expect(missing!.reason).toMatch(/^bad input: file:\/\/.*no-such-prompts\.jsonl: input file does not exist$/);
     } finally {
-      // containers run with --rm; nothing of the run is left but its files
-      const { stdout } = await run(docker, ['ps', '-q', '--filter', `name=tao-contract-`]);
-      expect(stdout.trim()).toBe('');
+      // containers run with --rm and are gone when the stages end; an interrupted run's are removed here
+      const { stdout } = await run(docker, ['ps', '-aq', '--filter', `name=tao-contract-`]);
+      const left = stdout.trim().split('\n').filter(Boolean);
+      if (left.length) await run(docker, ['rm', '-f', ...left]);
+      expect(left).toEqual([]);
     }
   });
 
