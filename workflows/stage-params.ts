@@ -122,10 +122,11 @@ export function evaluateRequest(
   };
 }
 
-/** What the store preflight checks before a round: the artifact root, the prompts, a held-out file, the model. */
+/** What the store preflight checks before a round: the artifact root, prompts, held-out file, benchmark, model. */
 export function preflightInput(spec: RunSpec): CheckStoreInput {
   const inputs: Record<string, string> = { prompts: spec.prompts.uri };
   if (spec.evaluation.heldOutUri) inputs.heldOut = spec.evaluation.heldOutUri;
+  if (spec.evaluation.benchmarkUri) inputs.benchmark = spec.evaluation.benchmarkUri;
   // a model is a folder: a prefix that must list something
   if (!spec.baseModel.startsWith('tiny://')) inputs.baseModel = spec.baseModel.replace(/\/*$/, '/');
   return { artifacts: spec.artifacts, inputs };
