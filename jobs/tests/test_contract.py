@@ -183,7 +183,9 @@ def test_a_corrupt_manifest_is_quarantined_once_and_the_fresh_one_published(tmp_
     out.mkdir(parents=True)
     (out / "manifest.json").write_text('{"schema": "tao.manifest/v1", "stage": "sco')  # torn write
     store = Store()
-    m = publish(store, spec, work, outputs={"scores": "scores.jsonl"}, records_in=1, records_out=1, metrics={}, started_at=0)
+    m = publish(
+        store, spec, work, outputs={"scores": "scores.jsonl"}, records_in=1, records_out=1, metrics={}, started_at=0
+    )
     assert json.loads((out / "manifest.json").read_text()) == m
     [kept] = list((out / "quarantine").glob("*/manifest.json"))
     assert kept.read_text() == '{"schema": "tao.manifest/v1", "stage": "sco'
@@ -191,6 +193,8 @@ def test_a_corrupt_manifest_is_quarantined_once_and_the_fresh_one_published(tmp_
 
     # a manifest of another key is not this stage's either
     (out / "manifest.json").write_text(json.dumps(m | {"key": "other"}))
-    again = publish(store, spec, work, outputs={"scores": "scores.jsonl"}, records_in=1, records_out=1, metrics={}, started_at=0)
+    again = publish(
+        store, spec, work, outputs={"scores": "scores.jsonl"}, records_in=1, records_out=1, metrics={}, started_at=0
+    )
     assert again["key"] == spec["key"]
     assert len(list((out / "quarantine").glob("*/manifest.json"))) == 2

@@ -83,7 +83,10 @@ def publish(
             store.write_bytes(uri, body, if_none_match=True)
             return manifest
         except AlreadyExists:
-            raw = store.read_bytes(uri)
+            try:
+                raw = store.read_bytes(uri)
+            except BadInput:
+                continue  # quarantined by someone else meanwhile: create again
             problem = manifest_problem(raw, spec)
             if problem is None:
                 return json.loads(raw)  # a concurrent attempt published first: its manifest wins
