@@ -38,9 +38,7 @@ class Recording(JudgeScorer):
         return super().complete(body)
 
 
-def run(
-    endpoint: str, model: str, mode: str, concurrency: int, prompts: int, samples: int
-) -> dict:
+def run(endpoint: str, model: str, mode: str, concurrency: int, prompts: int, samples: int) -> dict:
     groups = trivia_groups(prompts, samples, seed=concurrency)
     judge = Recording(
         {
@@ -53,16 +51,19 @@ def run(
         }
     )
     t0 = time.perf_counter()
-    judge.score_groups([(p, t) for p, t, _ in groups])
+    results = judge.score_groups([(p, t) for p, t, _ in groups])
     judged_s = time.perf_counter() - t0
+    # agreement of the verdicts with the truth (score above the middle iff the answer is right)
+    verdicts = [
+        (s, r) for res, (_, _, rs) in zip(results, groups, strict=True) for (s, _), r in zip(res, rs, strict=True)
+    ]
+    agree = [(s > 0.5) == r for s, r in verdicts if s is not None]
     bodies = judge.bodies
     t0 = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         list(
             pool.map(
-                lambda b: chat(
-                    endpoint, model, b["messages"], max_tokens=b.get("max_tokens", 48)
-                ),
+                lambda b: chat(endpoint, model, b["messages"], max_tokens=b.get("max_tokens", 48)),
                 bodies,
             )
         )
@@ -78,6 +79,7 @@ def run(
         "raw_samples_per_s": n / raw_s,
         "keeps_up": raw_s / judged_s,
         "peak_in_flight": judge.stats()["peakInFlight"],
+        "agreement": sum(agree) / len(agree) if agree else None,
         "stats": judge.stats(),
     }
 
@@ -95,9 +97,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     rows = []
-    with transformers_serve(
-        tiny_cached(JUDGE_MODEL), continuous_batching=args.continuous_batching
-    ) as (ep, model):
+    with transformers_serve(tiny_cached(JUDGE_MODEL), continuous_batching=args.continuous_batching) as (ep, model):
         for mode in ("pointwise", "group"):
             for c in (int(x) for x in args.concurrency.split(",")):
                 r = run(ep, model, mode, c, args.prompts, args.samples)
@@ -111,14 +111,15 @@ def main() -> None:
         "",
         (
             "| mode | concurrency | requests | judged samples/s | server alone, same requests: samples/s | "
-            "judge / server | peak in flight |"
+            "judge / server | peak in flight | verdicts agreeing with the truth |"
         ),
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['mode']} | {r['concurrency']} | {r['requests']} | {r['judged_per_s']:.2f} | "
-            f"{r['raw_samples_per_s']:.2f} | {r['keeps_up']:.2f} | {r['peak_in_flight']} |"
+            f"{r['raw_samples_per_s']:.2f} | {r['keeps_up']:.2f} | {r['peak_in_flight']} | "
+            f"{r['agreement'] if r['agreement'] is None else format(r['agreement'], '.2f')} |"
         )
     table = "\n".join(lines)
     print(table)
