@@ -41,8 +41,8 @@ SCORER_TYPES: dict[str, Callable[..., Scorer]] = {
 }
 
 REFERENCE_TYPES = frozenset({"exact-match", "numeric-match", "contains", "sql-execution-match", "judge-with-reference"})
-"""Scorer types that compare with the prompt's reference: evaluation only (the judge-with-reference type is
-registered by the judge module when present)."""
+"""Scorer types that compare with the prompt's reference: evaluation only (refused in ``scoring`` by the
+run-spec validation and by the evaluate stage)."""
 
 
 def needs_reference(type_: str, params: dict) -> bool:

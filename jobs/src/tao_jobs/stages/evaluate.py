@@ -75,13 +75,15 @@ def _generate(model: str, model_dir: Path, prompts: list[dict], params: dict) ->
 
 def _score(plan: ScoringPlan, prompts: list[dict], rows: list[dict], score: str, scores: str) -> None:
     """Adds the plan's combined and per-scorer scores to each row (as ``score``/``scores``), scoring each
-    prompt's samples as one group."""
+    prompt's samples as one group; all groups go to the plan at once, so a judge keeps its requests in
+    flight across prompts."""
     by_prompt: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         by_prompt.setdefault((r["split"], r["prompt_id"]), []).append(r)
-    for p in prompts:
-        group = by_prompt.get((p["split"], p["prompt_id"]), [])
-        for r, s in zip(group, plan.score_group(p, [r["text"] for r in group]), strict=True):
+    groups = [by_prompt.get((p["split"], p["prompt_id"]), []) for p in prompts]
+    results = plan.score_groups([(p, [r["text"] for r in g]) for p, g in zip(prompts, groups, strict=True)])
+    for group, scored in zip(groups, results, strict=True):
+        for r, s in zip(group, scored, strict=True):
             r |= {score: s["combined"], scores: s["scores"]}
 
 
