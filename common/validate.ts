@@ -9,6 +9,7 @@
  * job runs.
  */
 import type { z } from 'zod';
+import type { FlywheelSpec } from './flywheel-spec.js';
 import { needsReference, RunSpecSchema, type RunSpec } from './run-spec.js';
 import { scorerParamsProblems } from './scorer-params.js';
 
@@ -103,4 +104,22 @@ export function referenceNeeds(spec: RunSpec): Record<string, string | null> {
   if (all) out['*'] = all;
   for (const [task, names] of Object.entries(spec.evaluation.tasks ?? {})) out[task] = field(names);
   return Object.values(out).some((v) => v !== null) ? out : {};
+}
+
+/**
+ * The flywheel's template checked as the rounds it will start (the same cross-field checks as a round's spec),
+ * problems under `template.`, so a bad template fails the flywheel (and `tao schedule create`) before any log is
+ * read, not at its first child round.
+ */
+export function checkFlywheelTemplate(spec: FlywheelSpec): string[] {
+  const asRound = {
+    ...spec.template,
+    kind: 'Round',
+    name: spec.name,
+    round: 1,
+    // the prompts are what the flywheel collects; any valid URI stands for them here
+    prompts: { uri: 'file:flywheel-prompts.jsonl', onInvalid: spec.template.prompts.onInvalid },
+  };
+  const checked = validateRunSpec(asRound);
+  return checked.ok ? [] : checked.errors.map((e) => `template.${e}`);
 }

@@ -20,7 +20,7 @@ import { FailureType } from '../common/errors.js';
 import { FlywheelSpecSchema, type FlywheelSpec, type FlywheelSpecInput } from '../common/flywheel-spec.js';
 import type { RunSpecInput } from '../common/run-spec.js';
 import type { FlywheelResult, FlywheelRoundSummary, RoundResult } from '../common/types.js';
-import { formatIssues } from '../common/validate.js';
+import { checkFlywheelTemplate, formatIssues } from '../common/validate.js';
 import { bookkeepingOptions } from './activity-options.js';
 import { registryOf } from './gate.js';
 import { taoRound } from './tao-round.js';
@@ -47,6 +47,16 @@ export async function taoFlywheel(
     });
   }
   const spec: FlywheelSpec = parsed.data;
+  // The template checked as the rounds it will start; patched so runs recorded before this check replay as they ran.
+  const templateProblems = patched('flywheel-checks-template') ? checkFlywheelTemplate(spec) : [];
+  if (templateProblems.length) {
+    throw ApplicationFailure.create({
+      type: FailureType.InvalidFlywheelSpec,
+      message: `invalid flywheel spec:\n${templateProblems.join('\n')}`,
+      nonRetryable: true,
+      details: templateProblems,
+    });
+  }
   // The store preflight (first run of a chain only): the artifact root is writable and the log prefix answers
   // with the template's store settings, before any state is read or round started. Patched for old histories.
   if (done.length === 0 && patched('flywheel-store-preflight')) {

@@ -6,7 +6,7 @@ import { ScheduleOverlapPolicy, type Client, type ScheduleDescription } from '@t
 import { FLYWHEEL_WORKFLOW } from '../../common/constants.js';
 import { taskQueue } from '../../workers/config.js';
 import { FlywheelSpecSchema } from '../../common/flywheel-spec.js';
-import { formatIssues } from '../../common/validate.js';
+import { checkFlywheelTemplate, formatIssues } from '../../common/validate.js';
 import { SpecFileError } from './spec-file.js';
 
 export interface ScheduleOptions {
@@ -26,6 +26,7 @@ export function checkSchedule(file: string, document: unknown, o: ScheduleOption
   const problems: string[] = [];
   const parsed = FlywheelSpecSchema.safeParse(document);
   if (!parsed.success) problems.push(...formatIssues(parsed.error.issues));
+  else problems.push(...checkFlywheelTemplate(parsed.data));
   if (!CRON.test(o.cron.trim()))
     problems.push(`--cron: "${o.cron}" is not a 5-field cron expression (e.g. "0 2 * * *")`);
   try {
