@@ -126,7 +126,8 @@ def render(results: dict, seeds: list[int], scaling: list[int], argv: list[str])
             lines.append(
                 f"| {n} | {fmt(e['base']['mean'])} | {fmt(e['tuned']['mean'])} | "
                 f"{fmt(e['improvementCiLow'], 2)} – {fmt(e['improvementCiHigh'], 2)} | "
-                f"{fmt(tok.get('base'), 1)} → {fmt(tok.get('tuned'), 1)} | {x.get('weightsBytes')} | {x['timings']['total']:.0f} |"
+                f"{fmt(tok.get('base'), 1)} → {fmt(tok.get('tuned'), 1)} | {x.get('weightsBytes')} | "
+                f"{x['timings']['total']:.0f} |"
             )
     else:
         lines.append("not run")
@@ -138,10 +139,8 @@ def render(results: dict, seeds: list[int], scaling: list[int], argv: list[str])
             "| --- | --- | --- | --- | --- |",
         ]
         for task, t in sorted((mt["eval"].get("tasks") or {}).items()):
-            lines.append(
-                f"| {task} | {t.get('prompts', t.get('n', ''))} | {fmt(t['base']['mean'])} | {fmt(t['tuned']['mean'])} | "
-                f"{fmt(t.get('improvement'), 2)} ({fmt(t.get('improvementCiLow'), 2)} – {fmt(t.get('improvementCiHigh'), 2)}) |"
-            )
+            change = f"{fmt(t.get('change'), 2)} ({fmt(t.get('ciLow'), 2)} – {fmt(t.get('ciHigh'), 2)})"
+            lines.append(f"| {task} | {t.get('n')} | {fmt(t.get('before'))} | {fmt(t.get('after'))} | {change} |")
         gate = mt["eval"].get("gate")
         lines += ["", f"Gate: `{json.dumps(gate)}`" if gate else "Gate: not reported"]
     else:
@@ -157,8 +156,8 @@ def render(results: dict, seeds: list[int], scaling: list[int], argv: list[str])
             "",
             "| | base | tuned | change (95% CI) |",
             "| --- | --- | --- | --- |",
-            f"| training reward (length) | {fmt((rw.get('base') or {}).get('mean'))} | {fmt((rw.get('tuned') or {}).get('mean'))} | "
-            f"{fmt(rw.get('mean'), 2)} ({fmt(rw.get('ciLow'), 2)} – {fmt(rw.get('ciHigh'), 2)}) |",
+            f"| training reward (length) | {fmt(rw.get('before'))} | {fmt(rw.get('after'))} | "
+            f"{fmt(rw.get('change'), 2)} ({fmt(rw.get('ciLow'), 2)} – {fmt(rw.get('ciHigh'), 2)}) |",
             f"| independent metric | {fmt(e['base']['mean'])} | {fmt(e['tuned']['mean'])} | "
             f"{fmt(e['improvement'], 2)} ({fmt(e['improvementCiLow'], 2)} – {fmt(e['improvementCiHigh'], 2)}) |",
             "",

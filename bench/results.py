@@ -309,9 +309,8 @@ def line_svg(
     for i, (name, s) in enumerate(series.items()):
         c = colors[i % len(colors)]
         pts = [(px(x), py(y)) for x, y in zip(xs, s, strict=True) if y is not None]
-        parts.append(
-            f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{" ".join(f"{a:.1f},{b:.1f}" for a, b in pts)}"/>'
-        )
+        points = " ".join(f"{a:.1f},{b:.1f}" for a, b in pts)
+        parts.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" points="{points}"/>')
         parts += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{c}"/>' for a, b in pts]
         parts.append(f'<text x="{w - right + 8}" y="{top + 14 + 16 * i}" fill="{c}">{name}</text>')
     parts.append("</svg>")
