@@ -123,15 +123,31 @@ async function main() {
   const queue = `soak-${id.slice(-12)}`;
   const python = venvBin('python');
   const workers: (ChildProcess | undefined)[] = [];
-  const startWorker = (i: number) =>
-    (workers[i] = startWorkerProcess({
+  const killedWorkers = new Set<number>(); // pids the chaos loop killed; any other exit is the worker's own
+  let workerSelfExits = 0;
+  let done = false;
+  const startWorker = (i: number): ChildProcess => {
+    const w = startWorkerProcess({
       address: server.address,
       queue,
       python,
       scriptFile,
       launchLog,
       log: path.join(dir, `worker-${i}.log`),
-    }));
+    });
+    workers[i] = w;
+    // a supervisor's job (Kubernetes restarts a worker Deployment's pod): a worker that exits on its own, e.g.
+    // one started while the server was down, is started again
+    w.once('exit', (code, signal) => {
+      if (done || killedWorkers.has(w.pid!) || workers[i] !== w) return;
+      workerSelfExits++;
+      log(`worker ${i} (pid ${w.pid}) exited by itself (${signal ?? code}); restarting it`);
+      setTimeout(() => {
+        if (!done && workers[i] === w) startWorker(i);
+      }, 1000);
+    });
+    return w;
+  };
   for (let i = 0; i < WORKERS; i++) startWorker(i);
 
   const killedPids = new Set<number>(); // jobs that were running on a worker when it was killed
@@ -143,7 +159,6 @@ async function main() {
   };
   let workerKills = 0;
   let serverKills = 0;
-  let done = false;
   let serverDown: Promise<void> | undefined;
 
   const chaos = (async () => {
@@ -167,8 +182,14 @@ async function main() {
       } else {
         const i = Math.floor(random() * WORKERS);
         const w = workers[i]!;
+        if (w.exitCode !== null || w.signalCode !== null) continue; // exited by itself: being restarted
+        killedWorkers.add(w.pid!);
         // frozen first, so no job starts between listing its jobs and the kill (they die with it: PDEATHSIG)
-        process.kill(w.pid!, 'SIGSTOP');
+        try {
+          process.kill(w.pid!, 'SIGSTOP');
+        } catch {
+          continue; // exited just now
+        }
         for (const pid of childrenOf(w.pid!)) killedPids.add(pid);
         workerKills++;
         log(`kill -9 worker ${i} (pid ${w.pid})`);
@@ -311,7 +332,7 @@ async function main() {
       completed,
       failed: results.filter((r) => !r.ok).map((r) => `${r.round}: ${r.error}`),
     },
-    kills: { workers: workerKills, server: serverKills, jobsKilledWithTheirWorker: killedPids.size },
+    kills: { workers: workerKills, server: serverKills, jobsKilledWithTheirWorker: killedPids.size, workerSelfExits },
     jobs: {
       launched: launches.length,
       stageKeys: byKey.size,
@@ -324,7 +345,8 @@ async function main() {
   fs.writeFileSync(path.join(dir, 'report.json'), JSON.stringify(report, null, 2));
   console.log(`\nsoak ${id}: ${completed}/${N} rounds completed in ${report.wallSeconds.toFixed(0)} s`);
   console.log(
-    `kills: ${workerKills} worker, ${serverKills} Temporal server; ${killedPids.size} jobs died with their worker`,
+    `kills: ${workerKills} worker, ${serverKills} Temporal server; ${killedPids.size} jobs died with their worker; ` +
+      `${workerSelfExits} worker exit(s) on their own, restarted`,
   );
   console.log(
     `jobs: ${launches.length} launched for ${byKey.size} stage keys; launches per key ${JSON.stringify(histogram)}; ` +
