@@ -10,7 +10,6 @@ export { cacheDir };
 /** The repository checkout these scripts belong to. */
 export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-
 let ensured = false;
 
 /** The venv's bin directory, creating the venv first if needed (idempotent, cached by requirements hash). */
