@@ -157,6 +157,9 @@ export class FileStore implements ArtifactStore {
     try {
       await pipeline(body, createWriteStream(tmp));
       await fs.rename(tmp, target);
+    } catch (e) {
+      // e.g. ENOSPC: the failure must name the store's path, not only the errno
+      throw new StoreError('Unavailable', `${uri}: ${(e as Error).message}`, { cause: e });
     } finally {
       await fs.rm(tmp, { force: true });
     }
