@@ -17,6 +17,7 @@ import random
 import time
 
 import pytest
+
 from openai_server import transformers_serve
 from tao_jobs.models import tiny_corpus
 from tao_jobs.models.local import tiny_cached

@@ -42,8 +42,9 @@ def measure(
     """Per task: ``{"prompts", "greedy", "vote", "greedyRight", "voteRight"}`` (accuracies in [0, 1] and
     counts), plus per-prompt details under ``"rows"``. ``vote_at``: also the vote accuracy over the first k
     samples of each prompt for each k (``"voteAt": {k: accuracy}``; the plan spreads strategies round-robin, so
-    a prefix is a smaller balanced sample), at no extra generation cost. ``rows`` are example prompt rows (``prompt``, ``task``:
-    ``trivia`` or ``sql``, ``reference``); ``database``: the SQLite URI the SQL rows are about."""
+    a prefix is a smaller balanced sample), at no extra generation cost. ``rows`` are example prompt rows
+    (``prompt``, ``task``: ``trivia`` or ``sql``, ``reference``); ``database``: the SQLite URI the SQL rows are
+    about."""
     engine = open_engine("transformers", Path(model_dir))
     try:
         greedy_req = [Request(_messages(r), 0.0, 1.0, max_tokens, 0) for r in rows]
