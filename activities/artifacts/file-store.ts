@@ -120,6 +120,16 @@ export class FileStore implements ArtifactStore {
   }
 
   async put(uri: string, body: Buffer | string, options: PutOptions = {}): Promise<ObjectInfo> {
+    try {
+      return await this.write(uri, body, options);
+    } catch (e) {
+      // e.g. ENOSPC: the failure must name the store's path, not only the errno
+      if (e instanceof StoreError) throw e;
+      throw new StoreError('Unavailable', `${uri}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  private async write(uri: string, body: Buffer | string, options: PutOptions): Promise<ObjectInfo> {
     const target = toPath(uri);
     const data = Buffer.isBuffer(body) ? body : Buffer.from(body);
     await fs.mkdir(path.dirname(target), { recursive: true });
@@ -158,7 +168,6 @@ export class FileStore implements ArtifactStore {
       await pipeline(body, createWriteStream(tmp));
       await fs.rename(tmp, target);
     } catch (e) {
-      // e.g. ENOSPC: the failure must name the store's path, not only the errno
       throw new StoreError('Unavailable', `${uri}: ${(e as Error).message}`, { cause: e });
     } finally {
       await fs.rm(tmp, { force: true });
