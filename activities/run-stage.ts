@@ -13,10 +13,12 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FailureType, NON_RETRYABLE, failureTypeForExit } from '../common/errors.js';
 import { canonicalJson } from '../common/hash.js';
 import type { RunStageInput, StageResult } from '../common/types.js';
 import { digestInput, judgeIdentity, paramRefs } from './artifacts/digest.js';
+import { acquireLease, leaseTtlMs, releaseLease, renewLease } from './artifacts/lease.js';
 import { checkManifest, resolveOutputs, type Manifest } from './artifacts/manifest.js';
 import {
   attemptPrefix,
@@ -29,6 +31,7 @@ import {
 import { joinUri, resolveUri, StoreError, type ArtifactStore } from './artifacts/store.js';
 import type { Executor, JobProgress, StopReason } from './executors/executor.js';
 import { jobName } from './job-name.js';
+import { waitForStore } from './store-outage.js';
 
 export interface StageDeps {
   storeFor(artifacts: RunStageInput['artifacts']): ArtifactStore;
@@ -91,7 +94,23 @@ function stopReason(ctx: Context): StopReason {
 }
 
 export function createRunStage(deps: StageDeps) {
+  const attempt = createAttempt(deps);
+  /** One attempt; a retryable failure while the store is down waits for the store first (store-outage.ts). */
   return async function runStage(input: RunStageInput): Promise<StageResult> {
+    try {
+      return await attempt(input);
+    } catch (e) {
+      const nonRetryable = e instanceof ApplicationFailure && e.nonRetryable;
+      if (!nonRetryable && !Context.current().cancellationSignal.aborted) {
+        await waitForStore(deps.storeFor(input.artifacts), resolveUri(input.artifacts.uri, deps.baseDir));
+      }
+      throw e;
+    }
+  };
+}
+
+function createAttempt(deps: StageDeps) {
+  return async function runStageAttempt(input: RunStageInput): Promise<StageResult> {
     const ctx = Context.current();
     const started = Date.now();
     const store = deps.storeFor(input.artifacts);
@@ -197,94 +216,122 @@ export function createRunStage(deps: StageDeps) {
     // Outputs of this attempt were rejected: a finished job must not be taken as done again (a new generation).
     const redo = (await guard('quarantine', () => store.list(joinUri(attempt, QUARANTINE) + '/'))).length > 0;
 
-    const s3 = input.artifacts.s3;
-    const spec = {
-      apiVersion: 'tao/v1',
-      kind: 'StageSpec',
-      stage: input.stage,
-      run: {
-        name: input.run.name,
-        round: input.run.round,
-        workflowId: input.run.workflowId,
-        codeVersion: deps.codeVersion,
-      },
-      key,
-      shard: input.shard,
-      output: attempt,
-      store: s3 ? { s3: { endpoint: s3.endpoint, region: s3.region, forcePathStyle: s3.forcePathStyle } } : {},
-      inputs,
-      params: input.params,
-    };
-    const specUri = joinUri(attempt, 'stage-spec.json');
-    await guard('stage spec', () => store.put(specUri, JSON.stringify(spec, null, 2)));
-    const logUri = joinUri(attempt, 'logs', `attempt-${ctx.info.attempt}.log`);
-
-    // Heartbeat on every progress event and at least every few seconds, so cancellation reaches us and the
-    // server sees the worker alive even while a job is silent (e.g. loading a model).
-    let last: JobProgress = { phase: 'starting' };
-    const beat = () => ctx.heartbeat({ jobName: name, logUri, ...last });
-    const ticker = setInterval(beat, deps.heartbeatEveryMs ?? 5000);
-    const abort = new AbortController();
-    const onCancel = () => abort.abort(stopReason(ctx));
-    ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
-    let outcome;
+    // One job per stage key (artifacts/lease.ts): hold the key's lease while the job runs. A run that finds it
+    // held by another run waits, heartbeating, for that run's manifest and reuses it, or takes the lease over
+    // when its holder stops renewing it.
+    const ttl = leaseTtlMs();
+    let lease = await guard('lease', () => acquireLease(store, output, attemptId, ttl));
+    while (!lease.held) {
+      const { holder } = lease;
+      ctx.heartbeat({ jobName: name, phase: 'waiting', message: `${holder} is running this stage; waiting for it` });
+      await sleep(Math.min(2000, ttl / 4), undefined, { signal: ctx.cancellationSignal }).catch(() => undefined);
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+      const done = await published();
+      if (done) return result(done, true);
+      lease = await guard('lease', () => acquireLease(store, output, attemptId, ttl));
+    }
+    let leaseTag = lease.etag;
+    const renewer = setInterval(() => {
+      renewLease(store, output, attemptId, leaseTag, ttl)
+        .then((tag) => {
+          if (tag === null) log.warn(`the lease of ${output} was taken over; publishing still has one winner`);
+          else leaseTag = tag;
+        })
+        .catch(() => undefined); // a store hiccup: the next renewal tries again, well before the expiry
+    }, ttl / 3);
     try {
-      outcome = await executor.run(
-        {
-          name,
-          nameForGeneration,
-          stage: input.stage,
-          shard: input.shard?.index ?? null,
-          specUri,
-          logUri,
-          resources: input.executor.resources[input.stage] ?? {},
-          labels: { stage: input.stage, round: String(input.run.round), key },
-          env: storeEnv(input.artifacts),
-          redo,
-          owner: {
-            workflowId: input.run.workflowId,
-            runId: ctx.info.workflowExecution?.runId ?? '',
-            round: input.run.round,
-            key,
-          },
+      const s3 = input.artifacts.s3;
+      const spec = {
+        apiVersion: 'tao/v1',
+        kind: 'StageSpec',
+        stage: input.stage,
+        run: {
+          name: input.run.name,
+          round: input.run.round,
+          workflowId: input.run.workflowId,
+          codeVersion: deps.codeVersion,
         },
-        {
-          onProgress: (p) => {
-            last = { ...last, ...p };
-            beat();
-          },
-          signal: abort.signal,
-          store,
-        },
-      );
-    } finally {
-      clearInterval(ticker);
-      ctx.cancellationSignal.removeEventListener('abort', onCancel);
-    }
-    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+        key,
+        shard: input.shard,
+        output: attempt,
+        store: s3 ? { s3: { endpoint: s3.endpoint, region: s3.region, forcePathStyle: s3.forcePathStyle } } : {},
+        inputs,
+        params: input.params,
+      };
+      const specUri = joinUri(attempt, 'stage-spec.json');
+      await guard('stage spec', () => store.put(specUri, JSON.stringify(spec, null, 2)));
+      const logUri = joinUri(attempt, 'logs', `attempt-${ctx.info.attempt}.log`);
 
-    if (outcome.exitCode !== 0) {
-      const type = outcome.failureType ?? failureTypeForExit(outcome.exitCode, outcome.signal);
+      // Heartbeat on every progress event and at least every few seconds, so cancellation reaches us and the
+      // server sees the worker alive even while a job is silent (e.g. loading a model).
+      let last: JobProgress = { phase: 'starting' };
+      const beat = () => ctx.heartbeat({ jobName: name, logUri, ...last });
+      const ticker = setInterval(beat, deps.heartbeatEveryMs ?? 5000);
+      const abort = new AbortController();
+      const onCancel = () => abort.abort(stopReason(ctx));
+      ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
+      let outcome;
+      try {
+        outcome = await executor.run(
+          {
+            name,
+            nameForGeneration,
+            stage: input.stage,
+            shard: input.shard?.index ?? null,
+            specUri,
+            logUri,
+            resources: input.executor.resources[input.stage] ?? {},
+            labels: { stage: input.stage, round: String(input.run.round), key },
+            env: storeEnv(input.artifacts),
+            redo,
+            owner: {
+              workflowId: input.run.workflowId,
+              runId: ctx.info.workflowExecution?.runId ?? '',
+              round: input.run.round,
+              key,
+            },
+          },
+          {
+            onProgress: (p) => {
+              last = { ...last, ...p };
+              beat();
+            },
+            signal: abort.signal,
+            store,
+          },
+        );
+      } finally {
+        clearInterval(ticker);
+        ctx.cancellationSignal.removeEventListener('abort', onCancel);
+      }
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+
+      if (outcome.exitCode !== 0) {
+        const type = outcome.failureType ?? failureTypeForExit(outcome.exitCode, outcome.signal);
+        const ran = outcome.jobName ?? name;
+        const how =
+          outcome.exitCode !== null
+            ? `exited ${outcome.exitCode}`
+            : outcome.signal
+              ? `was killed by ${outcome.signal}`
+              : 'did not finish';
+        fail(
+          type,
+          `${input.stage} job ${ran} ${how}: ${outcome.reason || '(no reason written)'}\n--- last log lines (${logUri}) ---\n${outcome.logTail.slice(-10).join('\n')}`,
+          { jobName: ran, exitCode: outcome.exitCode, reason: outcome.reason, logTail: outcome.logTail, logUri },
+        );
+      }
       const ran = outcome.jobName ?? name;
-      const how =
-        outcome.exitCode !== null
-          ? `exited ${outcome.exitCode}`
-          : outcome.signal
-            ? `was killed by ${outcome.signal}`
-            : 'did not finish';
-      fail(
-        type,
-        `${input.stage} job ${ran} ${how}: ${outcome.reason || '(no reason written)'}\n--- last log lines (${logUri}) ---\n${outcome.logTail.slice(-10).join('\n')}`,
-        { jobName: ran, exitCode: outcome.exitCode, reason: outcome.reason, logTail: outcome.logTail, logUri },
-      );
+      const written = await guard('manifest', () => checkManifest(store, attempt, expect));
+      if (!written.valid) {
+        // Retryable: the retry sees the quarantine and redoes the work instead of adopting this finished job.
+        if (written.present) await guard('quarantine', () => quarantine(store, attempt, written.raw!, written.reason));
+        fail(FailureType.StageFailed, `${input.stage} job ${ran} exited 0 but ${written.reason}; the retry redoes it`);
+      }
+      return publish(written.manifest, ran);
+    } finally {
+      clearInterval(renewer);
+      await releaseLease(store, output, attemptId);
     }
-    const ran = outcome.jobName ?? name;
-    const written = await guard('manifest', () => checkManifest(store, attempt, expect));
-    if (!written.valid) {
-      // Retryable: the retry sees the quarantine and redoes the work instead of adopting this finished job.
-      if (written.present) await guard('quarantine', () => quarantine(store, attempt, written.raw!, written.reason));
-      fail(FailureType.StageFailed, `${input.stage} job ${ran} exited 0 but ${written.reason}; the retry redoes it`);
-    }
-    return publish(written.manifest, ran);
   };
 }
