@@ -29,8 +29,9 @@ export function renderRound(
         name: jobName({ workflowId, round: spec.round, stage, shard, generation: 0 }),
         stage,
         shard,
-        specUri: `${prefix}stage-spec.json`,
-        logUri: `${prefix}logs/attempt-1.log`,
+        // each run writes in its own attempt folder (activities/artifacts/publish.ts), named by its job
+        specUri: `${prefix}attempts/<job>/stage-spec.json`,
+        logUri: `${prefix}attempts/<job>/logs/attempt-1.log`,
         resources: spec.executor.resources[stage] ?? {},
         labels: {},
       };
