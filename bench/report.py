@@ -23,7 +23,8 @@ def _ci(xs: list[float]) -> str:
     if not xs:
         return "not run"
     m, lo, hi = ci95(xs)
-    return f"{fmt(m)} ({fmt(lo)} – {fmt(hi)})" if len(xs) > 1 else f"{fmt(m)} (1 seed)"
+    # accuracies: the t-interval over 3 seeds can leave [0, 1]; shown clipped to it
+    return f"{fmt(m)} ({fmt(max(0.0, lo))} – {fmt(min(1.0, hi))})" if len(xs) > 1 else f"{fmt(m)} (1 seed)"
 
 
 def render(results: dict, seeds: list[int], scaling: list[int], argv: list[str]) -> str:
@@ -66,7 +67,8 @@ def render(results: dict, seeds: list[int], scaling: list[int], argv: list[str])
         "## Table 3 in miniature: base, labelled fine-tuning, TAO without labels",
         "",
         f"Seeds {', '.join(map(str, seeds))} (generation, training and held-out split; the base model is the same).",
-        "Mean over seeds and 95% t-interval of the independent metric on each seed's held-out prompts. *Best-of-N*",
+        "Mean over seeds and 95% t-interval (clipped to [0, 1]) of the independent metric on each seed's held-out",
+        "prompts (about 30 trivia and 20 SQL prompts per seed). *Best-of-N*",
         "is the test-time-compute ceiling TAO distils (N samples at inference, majority vote with the round's",
         "scorers: N times the serving cost); *random reward* is the control where each sample's reward is random.",
         "",
@@ -145,14 +147,15 @@ def render(results: dict, seeds: list[int], scaling: list[int], argv: list[str])
         lines += ["", f"Gate: `{json.dumps(gate)}`" if gate else "Gate: not reported"]
     else:
         lines.append("not run")
-    lines += ["", "## A reward-hacking case: length alone as the training reward", ""]
+    lines += ["", "## A reward-hacking case: brevity alone as the training reward", ""]
     hk = r.get("hack")
     if hk:
         e = hk["eval"]
         rw = e.get("reward") or {}
         lines += [
-            "The trivia round trained on one rule, `length` with 14–40 words (longer answers score higher), and",
-            "evaluated on the independent metric (`numeric-match`):",
+            "The trivia round trained on one rule, `length` with 1–5 words (the shortest answers score highest: on",
+            'this task the misconception\'s phrasing, "a spider has 10 legs.", is the shortest), evaluated on the',
+            "independent metric (`numeric-match`):",
             "",
             "| | base | tuned | change (95% CI) |",
             "| --- | --- | --- | --- |",

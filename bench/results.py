@@ -19,7 +19,8 @@ Experiments (names in bench/results/):
 - ``scaling-n<N>``: trivia rounds with N = 2, 4, 8, 16, 32 samples per prompt (Figure 3): independent metric,
   tokens per answer and weights size of each tuned model.
 - ``multitask``: one round over both tasks (Table 4), per-task metrics and the gate's per-task check.
-- ``hack``: a hackable reward (length alone: longer answers score higher); the gate's verdict.
+- ``hack``: a hackable reward (length alone: answers of at most 5 words score highest, which on this task
+  favours the misconception's phrasing); the gate's verdict.
 """
 
 from __future__ import annotations
@@ -414,10 +415,10 @@ def main() -> None:
     hack["scoring"] = {
         "scorers": [
             {
-                "name": "long",
+                "name": "short",
                 "type": "length",
                 "weight": 1,
-                "params": {"min": 14, "max": 40, "unit": "words"},
+                "params": {"min": 1, "max": 5, "unit": "words"},
             }
         ],
         "tasks": {},
