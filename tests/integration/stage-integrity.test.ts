@@ -88,7 +88,7 @@ describe('stage integrity (issue 11)', () => {
     expect(fs.readFileSync(path.join(pathOf(first.output + 'quarantine/'), reasons[0]!), 'utf8')).toContain('sha256');
   });
 
-  it('item 3: two rounds of one spec racing the same stage key: separate folders, one published, the loser cleaned up', async () => {
+  it('item 3 + faults: two rounds of one spec racing the same stage key: one job runs (the lease), the other reuses its published outputs', async () => {
     const s = scripted();
     s.setScript({ prepare: { steps: 2, sleep: 1 } });
     const root = fileRoot('race');
@@ -96,17 +96,18 @@ describe('stage integrity (issue 11)', () => {
     const b = stageInput(root, { run: { name: 't', round: 1, workflowId: 'tao/t/b' } });
     const [ra, rb] = await Promise.all([runIn(s.deps, a), runIn(s.deps, b)]);
     expect(ra.key).toBe(rb.key);
-    expect(s.launches()).toHaveLength(2); // both ran (neither had finished when the other looked)
+    // the key's lease: the second run waited for the first one's manifest instead of launching its own job
+    expect(s.launches()).toHaveLength(1);
     expect(ra.outputs).toEqual(rb.outputs); // both rounds go on with the one published attempt
     expect([ra.reused, rb.reused].sort()).toEqual([false, true]);
     const winner = ra.reused ? rb.jobName : ra.jobName;
-    const loser = ra.reused ? ra.jobName : rb.jobName;
     const attempts = pathOf(ra.output + 'attempts/');
     expect(files(path.join(attempts, winner))).toEqual(
       expect.arrayContaining(['manifest.json', 'prompts/shard-0000.jsonl', 'heldout.jsonl']),
     );
-    // the loser keeps its log only: its outputs and spec are gone
-    expect(files(path.join(attempts, loser))).toEqual(['logs/attempt-1.log']);
+    // the waiting run wrote nothing: the winner's is the only attempt folder, and the lease is released
+    expect(fs.readdirSync(attempts)).toEqual([winner]);
+    expect(fs.existsSync(pathOf(ra.output + 'lease.json'))).toBe(false);
   });
 
   it('item 5: a file:// model folder is digested by content, not names and sizes', async () => {
