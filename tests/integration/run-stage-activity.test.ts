@@ -11,20 +11,7 @@ import type { RunStageInput, StageResult } from '../../common/types.js';
 import { fileRoot } from '../helpers/env.js';
 import { alive } from '../helpers/process.js';
 import { scripted } from '../helpers/scripted.js';
-
-function stageInput(root: string, over: Partial<RunStageInput> = {}): RunStageInput {
-  fs.writeFileSync(new URL(root + '/prompts.jsonl'), '{"id":"1","prompt":"hi"}\n');
-  return {
-    run: { name: 't', round: 1, workflowId: 'tao/t/round-1' },
-    stage: 'prepare',
-    shard: null,
-    inputs: { prompts: root + '/prompts.jsonl', model: 'tiny://t' },
-    params: { onInvalid: 'fail', shards: 2, seed: 0, heldOutFraction: 0.2 },
-    artifacts: { uri: root },
-    executor: { type: 'local', resources: {}, heartbeatTimeoutSeconds: 60 },
-    ...over,
-  };
-}
+import { stageInput } from '../helpers/specs.js';
 
 /** MockActivityEnvironment.run loses the activity's result type; restore it here. */
 const runIn = (env: MockActivityEnvironment, deps: ReturnType<typeof scripted>['deps'], input: RunStageInput) =>

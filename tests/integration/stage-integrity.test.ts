@@ -17,22 +17,7 @@ import { fileRoot } from '../helpers/env.js';
 import { SCRIPTED_JOBS, scripted } from '../helpers/scripted.js';
 import { inject } from 'vitest';
 import { openStore } from '../../activities/artifacts/open-store.js';
-
-function stageInput(root: string, over: Partial<RunStageInput> = {}): RunStageInput {
-  if (!fs.existsSync(new URL(root + '/prompts.jsonl'))) {
-    fs.writeFileSync(new URL(root + '/prompts.jsonl'), '{"id":"1","prompt":"hi"}\n');
-  }
-  return {
-    run: { name: 't', round: 1, workflowId: 'tao/t/round-1' },
-    stage: 'prepare',
-    shard: null,
-    inputs: { prompts: root + '/prompts.jsonl', model: 'tiny://t' },
-    params: { onInvalid: 'fail', shards: 2, seed: 0, heldOutFraction: 0.2 },
-    artifacts: { uri: root },
-    executor: { type: 'local', resources: {}, heartbeatTimeoutSeconds: 60 },
-    ...over,
-  };
-}
+import { stageInput } from '../helpers/specs.js';
 
 const runIn = (deps: ReturnType<typeof scripted>['deps'], input: RunStageInput) =>
   new MockActivityEnvironment().run(createRunStage(deps), input) as Promise<StageResult>;
