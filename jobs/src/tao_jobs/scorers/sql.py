@@ -324,6 +324,20 @@ class SqlScorer(Scorer):
         return str(dest)
 
     # --- scoring -------------------------------------------------------------------------------------
+    def _run_texts(self, db: str, texts: list[str], run) -> list[tuple[dict, str | None]]:
+        """``run(db, sql)`` for each text's SQL, once per distinct query (samples often repeat one); statuses
+        are counted per sample; each sample gets its own copy of the details."""
+        seen: dict[str, tuple[dict, str | None]] = {}
+        out: list[tuple[dict, str | None]] = []
+        for t in texts:
+            sql = extract_sql(t)
+            if sql not in seen:
+                seen[sql] = run(db, sql)
+            details, digest = seen[sql]
+            self._counts[details["status"]] += 1
+            out.append((dict(details), digest))
+        return out
+
     def _outcome(self, db: str, sql: str) -> tuple[dict, str | None]:
         """(details, full result digest or None) for one query; an empty result has no digest (no vote)."""
         details, digest = self.execute(db, sql)
@@ -352,15 +366,7 @@ class SqlScorer(Scorer):
         if not texts:
             return []
         db = self._local_copy(self._database_uri(prompt))
-        by_sql: dict[str, tuple[dict, str | None]] = {}
-        outcomes: list[tuple[dict, str | None]] = []
-        for t in texts:
-            sql = extract_sql(t)
-            if sql not in by_sql:
-                by_sql[sql] = self._outcome(db, sql)
-            details, digest = by_sql[sql]
-            self._counts[details["status"]] += 1
-            outcomes.append((dict(details), digest))
+        outcomes = self._run_texts(db, texts, self._outcome)
         if not self.vote:
             return [(1.0 if d["status"] == "ok" else 0.0, d) for d, _ in outcomes]
         # Counter keeps first-occurrence order and most_common sorts stably: ties go to the earliest sample.

@@ -51,15 +51,9 @@ class SqlExecutionMatchScorer(SqlScorer):
         db = self._local_copy(self._database_uri(prompt))
         golds = [self._gold_digest(prompt, db, str(g)) for g in refs]
         out: list[tuple[float | None, object]] = []
-        seen: dict[str, tuple[dict, str | None]] = {}
-        for t in texts:
-            sql = extract_sql(t)
-            if sql not in seen:
-                seen[sql] = self.execute(db, sql)
-            details, digest = seen[sql]
-            self._counts[details["status"]] += 1
+        for details, digest in self._run_texts(db, texts, self.execute):
             match = digest is not None and digest in golds
-            out.append((1.0 if match else 0.0, dict(details) | {"gold": golds[0][:12], "match": match}))
+            out.append((1.0 if match else 0.0, details | {"gold": golds[0][:12], "match": match}))
         return out
 
     def stats(self) -> dict:
