@@ -7,8 +7,11 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cache="${TAO_CACHE_DIR:-$HOME/.cache/tao}"
 key="$(sha256sum "$root/jobs/requirements.txt" | cut -c1-12)"
 venv="$cache/venv-$key"
+mkdir -p "$cache"
+# One builder at a time: parallel test runs (or a helper and CI) would otherwise delete each other's half-built venv.
+exec 9>"$cache/venv.lock"
+flock 9
 if [ ! -f "$venv/.complete" ]; then
-  mkdir -p "$cache"
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --upgrade pip==25.3 >&2

@@ -33,6 +33,9 @@ UP = {"change": 0.4, "ciLow": 0.3, "ciHigh": 0.5}
         (UP, {"change": -0.2, "ciLow": -0.3, "ciHigh": -0.1}, True, True, True),  # reward up, quality down
         (UP, {"change": 0.2, "ciLow": 0.1, "ciHigh": 0.3}, True, False, True),  # both up: fine
         ({"change": 0.1, "ciLow": -0.05, "ciHigh": 0.2}, {"change": 0.0}, True, False, True),  # reward noise
+        # a small hack on a bounded reward (docs/results.md, brevity): the CI touches 0 but does not go below it
+        ({"change": 0.04, "ciLow": 0.0, "ciHigh": 0.11}, {"change": -0.07, "ciLow": -0.2}, True, True, True),
+        ({"change": 0.005, "ciLow": 0.0, "ciHigh": 0.02}, {"change": -0.1}, True, False, True),  # reward flat
         (UP, {"change": 0.0, "ciLow": -0.1, "ciHigh": 0.1}, False, False, False),  # same scorers: not checked
         (UP, {"change": float("nan")}, True, False, False),  # nothing comparable
     ],
