@@ -98,9 +98,16 @@ def _check(spec: dict) -> None:
 def _stage_model(store: Store, uri: str, workdir: Path) -> str:
     """The ``model`` output: a tiny model built into ``model/``, or the input URI passed through."""
     if uri.startswith("tiny://"):
-        from ..models import tiny  # torch/transformers only when a tiny model is asked for
+        # torch/transformers only when a tiny model is asked for. Builds are deterministic, so the machine's
+        # cached build (keyed by URI and builder source) is the same files: a round no longer pre-trains it again.
+        from ..models import tiny
+        from ..models.local import tiny_cached
 
-        tiny.build(uri, workdir / "model")
+        try:
+            shutil.copytree(tiny_cached(uri), workdir / "model")
+        except PermissionError:  # no writable cache (a read-only home in a container): build in place
+            shutil.rmtree(workdir / "model", ignore_errors=True)
+            tiny.build(uri, workdir / "model")
         return "model/"
     if not store.exists(join(uri, "config.json")):
         raise BadInput(f"{uri}: not a Hugging Face model directory (no config.json)")
