@@ -5,7 +5,9 @@
  * writes docs/compute-scaling.md and docs/compute-scaling.svg. Inference cost of the tuned model is the base
  * model's: the merged model has the same architecture and size (checked here from the safetensors files).
  *
- *   node --import tsx bench/compute-scaling.ts [--samples 2,4,8,16]
+ *   node --import tsx bench/compute-scaling.ts [--samples 2,4,8,16] [--port 27533]
+ *
+ * It writes all of docs/compute-scaling.md (multi-node training lives in docs/multi-node-training.md).
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -16,13 +18,18 @@ import type { RunSpecInput } from '../common/run-spec.js';
 import type { RoundResult } from '../common/types.js';
 import { benchHarness } from './harness.js';
 
-const arg = process.argv.indexOf('--samples');
-const ladder = (arg > 0 ? process.argv[arg + 1]! : '2,4,8,16').split(',').map(Number);
+const option = (name: string, fallback: string) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1]! : fallback;
+};
+const ladder = option('--samples', '2,4,8,16').split(',').map(Number);
+// Its own dev server; the default is clear of the test suite's default range (17233 .. 19333).
+const port = Number(option('--port', '27533'));
 const demo = JSON.parse(fs.readFileSync('examples/demo/round.json', 'utf8')) as RunSpecInput;
 const out = path.resolve('test-output', 'bench', `scaling-${randomUUID().slice(0, 8)}`);
 fs.mkdirSync(out, { recursive: true });
 
-const { client, deps, worker, close } = await benchHarness(out, 27533, 'scaling');
+const { client, deps, worker, close } = await benchHarness(out, port, 'scaling');
 
 const weightsBytes = (uri: string) =>
   fs
@@ -121,9 +128,11 @@ fs.writeFileSync(
     'The demo round (`examples/demo/round.json`) with 2, 4, 8 and 16 samples per prompt, everything else fixed,',
     `each run through the \`taoRound\` workflow on a 2-core CPU machine (${new Date().toISOString().slice(0, 10)}), by`,
     '`node --import tsx bench/compute-scaling.ts`. Compute is the job-seconds of generate, score, dataset and',
-    'train; quality is the mean held-out score of greedy answers (bootstrap 95% CI). The tuned model is the base',
-    'architecture with merged LoRA weights: the last column is the size of its weights relative to the base, so',
-    'serving it costs what serving the base costs.',
+    "train; quality is the independent metric (the evaluation's own scorers: `numeric-match` against the held-out",
+    "prompts' references, which training never sees) on greedy answers, with its bootstrap 95% CI. The tuned",
+    'model is the base architecture with merged LoRA weights: the last column is the size of its weights relative',
+    'to the base, so serving it costs what serving the base costs. The same ladder on 3 seeds, with tokens per',
+    'answer, is in [results.md](results.md) (in-process stages, no Temporal).',
     '',
     '![held-out score vs tuning compute](compute-scaling.svg)',
     '',

@@ -7,7 +7,7 @@
  *
  * Multi-node training (`resources.nodes` > 1, train only; docs/design.md#rule-14) is still ONE Job: an Indexed Job
  * whose pods run torchrun and meet through a headless Service (`buildService`), see `buildJob` below and
- * docs/compute-scaling.md.
+ * docs/multi-node-training.md.
  *
  * Credentials never appear as values: the template can only reference Secrets (env valueFrom / envFrom)
  * and service accounts.
