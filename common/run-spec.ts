@@ -89,6 +89,56 @@ const stageResources = (multiNode: boolean) => {
 };
 const resources = stageResources(false);
 
+/** The baseline arms a round can run beside TAO (docs/evaluation.md#baselines); none gates promotion. */
+export const BASELINE_ARMS = ['labelledFineTuning', 'bestOfN', 'randomReward'] as const;
+export type BaselineArm = (typeof BASELINE_ARMS)[number];
+
+const baselines = z
+  .object({
+    labelledFineTuning: z
+      .object({
+        targetTemplate: z
+          .union([z.string(), z.record(z.string(), z.string())])
+          .default('{reference}')
+          .describe(
+            'the SFT target built from a training prompt\'s reference: "{reference}" is replaced by it (a list: its ' +
+              'first element); one template, or one per task ("*": tasks not listed), e.g. "the answer is {reference}."',
+          ),
+        missingReferences: z
+          .enum(['fail', 'skip'])
+          .default('fail')
+          .describe('a training prompt without a reference: refuse the round, or leave the prompt out of this arm'),
+        epochs: z.number().positive().optional().describe('default: training.epochs'),
+        learningRate: z.number().positive().optional().describe('default: training.learningRate'),
+        maxSteps: z.number().int().optional().describe('default: training.maxSteps'),
+      })
+      .strict()
+      .optional()
+      .describe("supervised fine-tuning on the training prompts' references (the labelled baseline)"),
+    bestOfN: z
+      .object({
+        samplesPerPrompt: z
+          .number()
+          .int()
+          .min(2)
+          .max(256)
+          .optional()
+          .describe('N (default: generation.samplesPerPrompt)'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        "N samples per held-out prompt from the base model with the round's strategies, the training scorers pick " +
+          "one, the evaluation's scorers score it (test-time compute at inference: N times the serving cost)",
+      ),
+    randomReward: z
+      .object({ seed: z.number().int().default(0) })
+      .strict()
+      .optional()
+      .describe("the round's own generations rescored with a random reward, then the same dataset and training"),
+  })
+  .strict();
+
 export const RunSpecSchema = z
   .object({
     apiVersion: z.literal('tao/v1'),
@@ -280,6 +330,9 @@ export const RunSpecSchema = z
       })
       .strict()
       .default({ waitOnFailure: true, decisionTimeoutSeconds: 86_400 }),
+    baselines: baselines
+      .optional()
+      .describe('optional baseline arms run beside TAO and reported with the same paired statistics; off by default'),
     registry: z
       .object({ uri: artifactUri.describe('where the promoted-model pointer lives') })
       .strict()

@@ -60,6 +60,18 @@ export const PrepareSpecSchema = z
           .strict()
           .optional()
           .describe('the fewest evaluation prompts (held-out + benchmark) the gate rule named by field needs'),
+        labelled: z
+          .object({
+            targetTemplate: z.record(z.string(), z.string()),
+            missingReferences: z.enum(['fail', 'skip']),
+            field: z.string(),
+          })
+          .strict()
+          .optional()
+          .describe(
+            'the labelled baseline (run-spec field `field`): write only baseline-labelled-sft.jsonl, the training ' +
+              'prompts with their references as SFT targets (template per task, "*": the rest), nothing else',
+          ),
       })
       .strict(),
   })
@@ -129,7 +141,18 @@ export const EvaluateSpecSchema = z
     ...common,
     stage: z.literal('evaluate'),
     inputs: z
-      .object({ prompts: uri, benchmark: uri.optional(), base: uri, tuned: uri, promoted: uri.optional() })
+      .object({
+        prompts: uri,
+        benchmark: uri.optional(),
+        base: uri,
+        tuned: uri,
+        promoted: uri.optional(),
+        /** Baseline arms (run-spec `baselines`): their models, and best-of-N's samples with their training scores. */
+        labelledFineTuning: uri.optional(),
+        randomReward: uri.optional(),
+        bestOfNGenerations: uri.optional(),
+        bestOfNScores: uri.optional(),
+      })
       .strict(),
     params: z
       .object({

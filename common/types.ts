@@ -1,5 +1,5 @@
 /** Shapes that cross Temporal: references, digests and small metrics only (docs/design.md#rule-1). */
-import type { JobStage, RunSpec } from './run-spec.js';
+import type { BaselineArm, JobStage, RunSpec } from './run-spec.js';
 
 export interface RunRef {
   name: string;
@@ -48,7 +48,7 @@ export interface StageProgress {
   reused?: number;
 }
 
-export type RoundStage = JobStage | 'gate' | 'promote';
+export type RoundStage = JobStage | 'baselines' | 'gate' | 'promote';
 
 /** A stage (or shard) that failed for good and waits for an operator decision. */
 export interface StageFailure {
@@ -109,6 +109,17 @@ export interface RoundEvaluation {
   vsPromoted?: Partial<PairedChange> & { compared: boolean; uri?: string; sameAs?: string | null };
   drift?: { lengthChange: number; formatDrift: number };
   klToBase?: number | null;
+  /** The baseline arms the spec asked for (`baselines`), on the same prompts with the same statistics. */
+  baselines?: Partial<Record<BaselineArm, BaselineResult>>;
+}
+
+/** One baseline arm beside TAO: its score, arm − base and TAO − arm, paired per prompt with bootstrap CIs. */
+export interface BaselineResult {
+  score: ScoreSummary;
+  vsBase: PairedChange;
+  taoVsArm: PairedChange;
+  /** Where the arm's model (or best-of-N's samples) came from. */
+  uri?: string;
 }
 
 export type GateCheckName = 'rule' | 'promoted' | 'tasks' | 'rewardHacking' | 'promote';
@@ -166,6 +177,13 @@ export interface RoundResult {
     adapter: string;
     merged: string;
     report: string;
+    /** The baseline arms' outputs, when the spec asked for any (`baselines`). */
+    baselines?: {
+      labelledFineTuning?: string;
+      randomReward?: string;
+      bestOfNGenerations?: string;
+      bestOfNScores?: string;
+    };
   };
   evaluation: RoundEvaluation;
   gate: GateDecision;

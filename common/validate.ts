@@ -84,7 +84,22 @@ export function checkRunSpec(spec: RunSpec, options: ValidateOptions = {}): stri
   }
   if (ev.tasks && !ev.scorers) errors.push('evaluation.tasks: per-task scorer lists need evaluation.scorers');
   if (ev.scorers) errors.push(...checkScorers('evaluation', ev.scorers, ev.tasks ?? {}, false));
+  errors.push(...checkBaselines(spec));
   return errors;
+}
+
+/** The baseline arms' settings; whether the training prompts carry references is checked on the data. */
+function checkBaselines(spec: RunSpec): string[] {
+  const labelled = spec.baselines?.labelledFineTuning;
+  if (!labelled) return [];
+  const field = 'baselines.labelledFineTuning.targetTemplate';
+  const templates: [string, string][] =
+    typeof labelled.targetTemplate === 'string'
+      ? [[field, labelled.targetTemplate]]
+      : Object.entries(labelled.targetTemplate).map(([task, t]) => [`${field}.${task}`, t]);
+  return templates
+    .filter(([, t]) => !t.includes('{reference}'))
+    .map(([at]) => `${at}: must contain "{reference}" (where the training prompt's reference goes)`);
 }
 
 /**

@@ -7,7 +7,7 @@ import { ActivityFailure, ApplicationFailure, isCancellation, proxyActivities } 
 import type { Activities } from '../activities/index.js';
 import { FailureType } from '../common/errors.js';
 import type { JobStage, RunSpec } from '../common/run-spec.js';
-import type { RunStageInput, StageFailure, StageResult } from '../common/types.js';
+import type { RoundStage, RunStageInput, StageFailure, StageResult } from '../common/types.js';
 import { stageActivityOptions } from './activity-options.js';
 import { label, type OperatorDesk } from './operator.js';
 import type { ProgressTracker } from './progress.js';
@@ -40,9 +40,13 @@ export function guardedStages(ctx: GuardContext) {
   return async function run<S extends JobStage>(
     request: StageRequest<S>,
     shard: RunStageInput['shard'] = null,
+    options: { arm?: string } = {},
   ): Promise<Guarded> {
     const name = request.stage;
-    const summary = shard ? `${name} shard ${shard.index + 1}/${shard.count}` : name;
+    // a baseline arm's jobs count under the `baselines` progress entry, and say which arm they belong to
+    const counted: RoundStage = options.arm ? 'baselines' : name;
+    const what = options.arm ? `${options.arm} ${name}` : name;
+    const summary = shard ? `${what} shard ${shard.index + 1}/${shard.count}` : what;
     const input: RunStageInput = {
       run: { name: spec.name, round: spec.round, workflowId: ctx.workflowId },
       stage: name,
@@ -58,15 +62,15 @@ export function guardedStages(ctx: GuardContext) {
           { ...stageActivityOptions(name, spec.executor.heartbeatTimeoutSeconds), summary },
           [input],
         );
-        progress.finished(name, r);
-        links[name] = shard ? r.output.replace(/[^/]+\/$/, '') : r.output;
+        progress.finished(counted, r);
+        links[what] = shard ? r.output.replace(/[^/]+\/$/, '') : r.output;
         refresh();
         return r;
       } catch (e) {
         if (isCancellation(e) || !spec.operator.waitOnFailure) throw e;
         const failure = describeFailure(e, name, shard?.index ?? null);
-        progress.mark(name, 'failed');
-        showStage(name, 'waiting-for-operator');
+        progress.mark(counted, 'failed');
+        showStage(counted, 'waiting-for-operator');
         const waiting = desk.await(failure, spec.operator.decisionTimeoutSeconds);
         refresh();
         const decision = await waiting;
@@ -77,11 +81,11 @@ export function guardedStages(ctx: GuardContext) {
             message: `${label(name, failure.shard)} failed and no operator decision came within ${spec.operator.decisionTimeoutSeconds}s: ${failure.message}`,
           });
         }
-        progress.mark(name, 'running');
-        showStage(name, 'running');
+        progress.mark(counted, 'running');
+        showStage(counted, 'running');
         refresh();
         if (decision.action === 'skip') {
-          progress.skipped(name);
+          progress.skipped(counted);
           return SKIPPED;
         }
       }

@@ -1,5 +1,4 @@
 /** Round progress, kept in workflow state and served by the `progress` query. Pure, workflow-safe. */
-import type { JobStage } from '../common/run-spec.js';
 import type { RoundProgress, RoundStage, StageFailure, StageProgress, StageResult } from '../common/types.js';
 
 const WEIGHT: Record<RoundStage, number> = {
@@ -8,6 +7,8 @@ const WEIGHT: Record<RoundStage, number> = {
   score: 15,
   dataset: 5,
   train: 25,
+  // the optional baseline arms (spec.baselines): shown with their jobs, not counted in the percentage
+  baselines: 0,
   evaluate: 13,
   gate: 1,
   promote: 1,
@@ -22,8 +23,15 @@ export class ProgressTracker {
     this.stages[stage] = { status: 'running', done: 0, total, jobs: 0, reused: 0, recordsIn: 0, recordsOut: 0 };
   }
 
+  /** Makes a stage begun earlier the current one again, keeping its counts (the baseline arms run in two parts). */
+  resume(stage: RoundStage): void {
+    this.current = stage;
+    const s = this.stages[stage];
+    if (s && s.status !== 'failed') s.status = 'running';
+  }
+
   /** Records one finished job (a shard, or the whole stage). */
-  finished(stage: JobStage, r: StageResult): void {
+  finished(stage: RoundStage, r: StageResult): void {
     const s = this.stages[stage]!;
     s.done++;
     s.recordsIn = (s.recordsIn ?? 0) + r.records.in;

@@ -11,6 +11,7 @@ import type { StageSpec } from '../common/stage-spec.js';
 import type { CheckStoreInput } from '../common/types.js';
 import { referenceNeeds } from '../common/validate.js';
 
+type LabelledArm = NonNullable<NonNullable<RunSpec['baselines']>['labelledFineTuning']>;
 type SpecOf<S extends JobStage> = Extract<StageSpec, { stage: S }>;
 
 /** One stage's request: the stage, its input URIs and its params, exactly as its stage spec carries them. */
@@ -83,6 +84,11 @@ export interface EvaluateInputs {
   tuned: string;
   /** The currently promoted model, when there is one other than base and candidate. */
   promoted?: string;
+  /** The baseline arms' outputs (spec.baselines). */
+  labelledFineTuning?: string;
+  randomReward?: string;
+  bestOfNGenerations?: string;
+  bestOfNScores?: string;
 }
 
 export function evaluateRequest(
@@ -117,9 +123,74 @@ export function evaluateRequest(
       base: inputs.base,
       tuned: inputs.tuned,
       ...(inputs.promoted ? { promoted: inputs.promoted } : {}),
+      ...(inputs.labelledFineTuning ? { labelledFineTuning: inputs.labelledFineTuning } : {}),
+      ...(inputs.randomReward ? { randomReward: inputs.randomReward } : {}),
+      ...(inputs.bestOfNGenerations && inputs.bestOfNScores
+        ? { bestOfNGenerations: inputs.bestOfNGenerations, bestOfNScores: inputs.bestOfNScores }
+        : {}),
     },
     params: { ...common, evaluation: own, gate: spec.gate },
   };
+}
+
+/**
+ * The labelled baseline's dataset: prepare again with the same inputs and split params, asked to write only
+ * `baseline-labelled-sft.jsonl` (the training prompts with their references as SFT targets). A stage of its
+ * own, so the TAO arm's prepare (and everything after it) keeps its key whether or not the arm is on, and the
+ * references reach only this one, clearly named artifact.
+ */
+export function labelsRequest(spec: RunSpec): StageRequest<'prepare'> | undefined {
+  const arm = spec.baselines?.labelledFineTuning;
+  if (!arm) return undefined;
+  const base = prepareRequest(spec);
+  const template = typeof arm.targetTemplate === 'string' ? { '*': arm.targetTemplate } : arm.targetTemplate;
+  return {
+    ...base,
+    params: {
+      ...base.params,
+      labelled: {
+        targetTemplate: template,
+        missingReferences: arm.missingReferences,
+        field: 'baselines.labelledFineTuning',
+      },
+    },
+  };
+}
+
+/** The labelled baseline's training: SFT on the references, with the round's LoRA and the arm's overrides. */
+export function labelledTrainRequest(spec: RunSpec, dataset: string, model: string): StageRequest<'train'> {
+  const arm: Partial<LabelledArm> = spec.baselines?.labelledFineTuning ?? {};
+  const training = {
+    ...spec.training,
+    algorithm: 'sft' as const,
+    ...(arm.epochs !== undefined ? { epochs: arm.epochs } : {}),
+    ...(arm.learningRate !== undefined ? { learningRate: arm.learningRate } : {}),
+    ...(arm.maxSteps !== undefined ? { maxSteps: arm.maxSteps } : {}),
+  };
+  return trainRequest({ ...spec, training }, dataset, model);
+}
+
+/** The random-reward control's scorer: a reward drawn from a hash of (seed, prompt, sample), no information. */
+export function randomScoreRequest(spec: RunSpec, prompts: string, generations: string): StageRequest<'score'> {
+  const seed = spec.baselines?.randomReward?.seed ?? 0;
+  const scoring = {
+    scorers: [
+      {
+        name: 'random',
+        type: 'python' as const,
+        weight: 1,
+        params: { module: 'tao_jobs.baselines:random_reward', args: { seed } },
+      },
+    ],
+    tasks: {},
+  };
+  return scoreRequest({ ...spec, scoring }, prompts, generations);
+}
+
+/** Best-of-N's samples: N per held-out prompt from the base model, with the round's strategies and seed. */
+export function bestOfNGenerateRequest(spec: RunSpec, heldOut: string, model: string): StageRequest<'generate'> {
+  const n = spec.baselines?.bestOfN?.samplesPerPrompt ?? spec.generation.samplesPerPrompt;
+  return generateRequest({ ...spec, generation: { ...spec.generation, samplesPerPrompt: n } }, heldOut, model);
 }
 
 /** What the store preflight checks before a round: the artifact root, prompts, held-out file, benchmark, model. */

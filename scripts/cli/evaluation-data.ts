@@ -97,7 +97,7 @@ export function checkEvaluationData(spec: RunSpec, cwd = process.cwd()): Evaluat
   const malformed: string[] = [];
   const rows: Partial<Record<keyof typeof sources, Row[]>> = {};
   for (const [name, uri] of Object.entries(sources) as [keyof typeof sources, string | undefined][]) {
-    if (!uri || (name === 'prompts' && ev.heldOutUri)) continue;
+    if (!uri || (name === 'prompts' && ev.heldOutUri && !spec.baselines?.labelledFineTuning)) continue;
     const file = localPath(uri, cwd);
     if (!file) {
       out.notes.push(`${uri}: not read here (the prepare stage checks it before any other job runs)`);
@@ -144,6 +144,7 @@ export function checkEvaluationData(spec: RunSpec, cwd = process.cwd()): Evaluat
     }
     usable -= missing.length;
   }
+  out.problems.push(...labelledProblems(spec, rows.prompts ?? [], held, bench));
   const need = MIN_EVAL_PROMPTS[spec.gate.rule];
   const unusable = held.length + bench.length - usable;
   if (usable < need) {
@@ -154,4 +155,27 @@ export function checkEvaluationData(spec: RunSpec, cwd = process.cwd()): Evaluat
     );
   }
   return out;
+}
+
+/** The labelled baseline needs the training prompts' references (prepare's labelled mode checks the same). */
+function labelledProblems(spec: RunSpec, prompts: Row[], held: Row[], bench: Row[]): string[] {
+  const arm = spec.baselines?.labelledFineTuning;
+  if (!arm || !prompts.length) return [];
+  const field = 'baselines.labelledFineTuning';
+  const out = new Set([...held, ...bench].flatMap((r) => [`id:${r.id}`, `key:${r.key}`]));
+  const train = prompts.filter((r) => !out.has(`id:${r.id}`) && !out.has(`key:${r.key}`));
+  const missing = train.filter((r) => !r.hasReference);
+  if (train.length && missing.length === train.length) {
+    return [
+      `${field}: none of the ${train.length} training prompt(s) carries a 'reference' (${spec.prompts.uri}): the ` +
+        'labelled baseline trains on them; add references or remove the arm',
+    ];
+  }
+  if (missing.length && arm.missingReferences === 'fail') {
+    return [
+      `${field}: ${missing.length} of ${train.length} training prompt(s) without a 'reference', first at ` +
+        `${spec.prompts.uri}:${missing[0]!.line} (set ${field}.missingReferences to 'skip' to leave them out of the arm)`,
+    ];
+  }
+  return [];
 }

@@ -71,6 +71,7 @@ export async function follow(handle: WorkflowHandle, out: NodeJS.WriteStream = p
   }
 }
 
+const f3 = (x: number | null | undefined) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(3) : 'n/a');
 const sf = (x: number | null | undefined) =>
   typeof x === 'number' && Number.isFinite(x) ? (x >= 0 ? '+' : '') + x.toFixed(3) : 'n/a';
 
@@ -96,6 +97,12 @@ function evidence(r: RoundResult): string[] {
       : '',
     ...Object.entries(e.tasks ?? {}).map(
       ([task, t]) => `  task ${task.padEnd(10)} ${sf(t.change)} [${sf(t.ciLow)}, ${sf(t.ciHigh)}] n=${t.n}`,
+    ),
+    ...Object.entries(e.baselines ?? {}).map(
+      ([arm, b]) =>
+        `  baseline ${arm.padEnd(18)} ${f3(b.score.mean)} [${f3(b.score.ciLow)}, ${f3(b.score.ciHigh)}]` +
+        `  vs base ${sf(b.vsBase.change)} [${sf(b.vsBase.ciLow)}, ${sf(b.vsBase.ciHigh)}]` +
+        `  TAO - arm ${sf(b.taoVsArm.change)} [${sf(b.taoVsArm.ciLow)}, ${sf(b.taoVsArm.ciHigh)}] n=${b.vsBase.n}`,
     ),
   ].filter(Boolean);
 }

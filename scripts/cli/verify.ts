@@ -20,7 +20,13 @@ export const isStoreTarget = (target: string) => /^(file:|s3:\/\/)/.test(target)
 
 /** The stage prefixes a finished round's result points at (its artifacts and models). */
 export function stagesOfResult(result: RoundResult): string[] {
-  const uris = [...Object.values(result.artifacts).flat(), result.tunedModel, result.baseModel];
+  const uris = [
+    ...Object.values(result.artifacts).flatMap((v) =>
+      typeof v === 'object' && !Array.isArray(v) ? Object.values(v) : v,
+    ),
+    result.tunedModel,
+    result.baseModel,
+  ];
   return [...new Set(uris.map((u) => stagePrefixOf(u)?.prefix).filter((p): p is string => !!p))].sort();
 }
 

@@ -121,6 +121,38 @@ def _groups(title: str, groups: dict) -> list[str]:
     return [*out, ""]
 
 
+ARM_TITLES = {
+    "labelledFineTuning": "labelled fine-tuning (SFT on the training prompts' references)",
+    "bestOfN": "best-of-{n} at inference (the training scorers pick one of N samples)",
+    "randomReward": "random-reward control (the round's samples, random rewards, same training)",
+}
+
+
+def _baselines(metrics: dict) -> list[str]:
+    """Each baseline arm beside TAO, with the same paired statistics as candidate − base."""
+    arms = metrics.get("baselines") or {}
+    if not arms:
+        return []
+    out = [
+        "## Baselines beside TAO",
+        "",
+        "Each arm answers the same evaluation prompts and is scored by the same scorers; changes are paired per "
+        "prompt with bootstrap 95% CIs. Arms do not gate promotion.",
+        "",
+        "| arm | mean score (95% CI) | arm − base | TAO − arm |",
+        "| --- | --- | --- | --- |",
+        f"| TAO (tuned) | {_fmt(metrics['tuned']['mean'])} | {metrics['improvement']:+.3f} | — |",
+    ]
+    for arm, a in arms.items():
+        title = ARM_TITLES.get(arm, arm).replace("{n}", str(a.get("samplesPerPrompt", "N")))
+        sc = a["score"]
+        out.append(
+            f"| {title} | {_fmt(sc['mean'])} ({_fmt(sc['ciLow'])} – {_fmt(sc['ciHigh'])}) | "
+            f"{_change(a['vsBase'])} | {_change(a['taoVsArm'])} |"
+        )
+    return [*out, ""]
+
+
 def _promoted(metrics: dict) -> list[str]:
     vs = metrics.get("vsPromoted")
     if not vs:
@@ -182,6 +214,7 @@ def render_report(spec: dict, metrics: dict, rows: list[dict], prompts: list[dic
         f"ties on {metrics['tieRate']:.0%}, loses on {max(0.0, 1 - metrics['winRate'] - metrics['tieRate']):.0%}.",
         "",
         *_evidence(metrics),
+        *_baselines(metrics),
         *_groups("Per task", metrics.get("tasks") or {}),
         *_groups("Held-out and benchmark", splits if "benchmark" in splits else {}),
         *_promoted(metrics),

@@ -25,8 +25,10 @@ import math
 import shutil
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
+from ..baselines import pick_best
 from ..contract import BadInput, InvalidSpec, progress
 from ..engines import Request, open_engine
 from ..eval_report import SCORES_PLOT, render_report, scores_svg
@@ -42,14 +44,18 @@ from ..eval_stats import (
 )
 from ..manifest import publish
 from ..models.local import local_model_dir, model_rev
-from ..prompts import expand, read_prepared, write_jsonl
-from ..scorers import ScoringPlan
+from ..prompts import expand, read_artifact, read_prepared, write_jsonl
+from ..scorers import COMBINED, ScoringPlan
 from ..scorers.registry import needs_reference
 from ..store import Store
 from ..strategies import sample_seed
 
 STAGE = "evaluate"
 MODELS = ("base", "tuned")
+# The baseline arms (run spec ``baselines``): models that answer like base and tuned, and best-of-N's picks.
+ARM_MODELS = ("labelledFineTuning", "randomReward")
+BEST_OF_N = "bestOfN"
+ARMS = ("labelledFineTuning", BEST_OF_N, "randomReward")
 __all__ = ["bootstrap_ci", "run", "summarize"]
 
 
@@ -162,7 +168,7 @@ def _prompts(store: Store, inputs: dict) -> list[dict]:
 
 def _models(store: Store, inputs: dict) -> tuple[dict, dict, dict]:
     """(model -> local dir, model -> rev, notes): the promoted model is dropped when it is base or candidate."""
-    dirs = {m: local_model_dir(store, inputs[m]) for m in MODELS}
+    dirs = {m: local_model_dir(store, inputs[m]) for m in (*MODELS, *ARM_MODELS) if m in inputs}
     revs = {m: model_rev(d) for m, d in dirs.items()}
     notes: dict = {}
     if "promoted" in inputs:
@@ -224,6 +230,65 @@ def _breakdown(rows: list[dict], keys: list, key_of, resamples: int, seed: int) 
     return {g: paired(base, tuned, ks, resamples, seed + 7) for g, ks in sorted(groups.items())}
 
 
+def _best_of_n(store: Store, inputs: dict, prompts: list[dict]) -> list[dict]:
+    """Best-of-N's answers as evaluation rows (model ``bestOfN``, one per held-out prompt): each prompt's sample
+    the training scorers ranked first (``bestOfNScores``' combined score) among its ``bestOfNGenerations``."""
+    if "bestOfNGenerations" not in inputs:
+        return []
+    from .dataset import SCORE_FIELDS
+    from .score import GENERATION_FIELDS
+
+    held = {p["prompt_id"] for p in prompts if p["split"] == "heldOut"}
+    gens = [
+        row
+        for f in expand(store, inputs["bestOfNGenerations"])
+        for _, row in read_artifact(store, f, GENERATION_FIELDS)
+        if row["prompt_id"] in held
+    ]
+    combined = {
+        (row["prompt_id"], row["sample_id"]): row["score"]
+        for f in expand(store, inputs["bestOfNScores"])
+        for _, row in read_artifact(store, f, SCORE_FIELDS)
+        if row["scorer"] == COMBINED
+    }
+    samples = Counter(g["prompt_id"] for g in gens)
+    return [
+        {
+            "prompt_id": pid,
+            "split": "heldOut",
+            "model": BEST_OF_N,
+            "sample_id": 0,
+            "text": g["text"],
+            "finish_reason": g.get("finish_reason"),
+            "picked": {"sample_id": g["sample_id"], "strategy": g.get("strategy"), "of": samples[pid]},
+        }
+        for pid, g in sorted(pick_best(gens, combined).items())
+    ]
+
+
+def _baselines(rows: list[dict], keys: list, inputs: dict, resamples: int, seed: int) -> dict:
+    """Each arm beside TAO on the prompts base and tuned are compared on (and the arm has a score for): its score,
+    arm − base and TAO − arm, paired per prompt with bootstrap 95% CIs, as for candidate − base."""
+    base, tuned = per_prompt(rows, "base"), per_prompt(rows, "tuned")
+    scored = [k for k in keys if k in base and k in tuned]
+    out = {}
+    for i, arm in enumerate(ARMS):
+        mine = per_prompt(rows, arm)
+        if not mine:
+            continue
+        ks = [k for k in scored if k in mine]
+        out[arm] = {
+            "score": summary([mine[k] for k in ks], resamples, seed),
+            "vsBase": paired(base, mine, ks, resamples, seed + 11 + i),
+            "taoVsArm": paired(mine, tuned, ks, resamples, seed + 21 + i),
+            "uri": inputs.get(arm) or inputs.get("bestOfNGenerations"),
+        }
+        if arm == BEST_OF_N:
+            picks = [r["picked"]["of"] for r in rows if r["model"] == BEST_OF_N]
+            out[arm]["samplesPerPrompt"] = max(picks) if picks else 0
+    return out
+
+
 def _evaluate(spec: dict, store: Store, quality: ScoringPlan, reward: ScoringPlan, started: float) -> dict:
     params, inputs = spec["params"], spec["inputs"]
     independent = quality is not reward
@@ -242,6 +307,11 @@ def _evaluate(spec: dict, store: Store, quality: ScoringPlan, reward: ScoringPla
                 r |= {"reward": r["score"], "rewards": r["scores"]}
         rows += generated
         progress(STAGE, i, len(models) + 1, model=m)
+    if picked := _best_of_n(store, inputs, prompts):
+        ids = {r["prompt_id"] for r in picked}
+        asked = [p for p in prompts if p["split"] == "heldOut" and p["prompt_id"] in ids]
+        _score(quality, asked, picked, "score", "scores")
+        rows += [r | {"reward": None, "rewards": {}} for r in picked]
 
     resamples, seed = params.get("bootstrap", 1000), params["seed"]
     keys = [(p["split"], p["prompt_id"]) for p in prompts]
@@ -264,6 +334,8 @@ def _evaluate(spec: dict, store: Store, quality: ScoringPlan, reward: ScoringPla
         if promoted["compared"]:
             metrics["promoted"] = summary(list(per_prompt(rows, "promoted").values()), resamples, seed)
         metrics["vsPromoted"] = promoted | vs
+    if arms := _baselines(rows, keys, inputs, resamples, seed):
+        metrics["baselines"] = arms
     metrics["drift"] = drift(rows, models)
     tolerance = (params.get("gate") or {}).get("flatTolerance", 0.01)
     metrics["rewardHacking"] = reward_hacking(reward_change, quality_change, tolerance, independent)

@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..baselines import LABELLED_FILE, labelled_rows
 from ..contract import BadInput, InvalidSpec, emit, progress
 from ..manifest import publish
 from ..prompts import MAX_LISTED, read_prompts, strip_reference, write_jsonl
@@ -160,7 +161,8 @@ def _read_benchmark(store: Store, inputs: dict, on_invalid: str) -> tuple[list[d
 
 
 def _split(store: Store, spec: dict) -> tuple[list[dict], list[dict], list[dict], dict]:
-    """Reads, de-duplicates and splits the prompts: (train, held out, benchmark, counts for the metrics)."""
+    """Reads, de-duplicates and splits the prompts: (train, held out, benchmark, counts for the metrics). The
+    training prompts still carry their references: only the labelled baseline's file may keep them."""
     params, inputs = spec["params"], spec["inputs"]
     source = read_prompts(store, inputs["prompts"], params["onInvalid"])
     prompts, duplicates = dedupe(source.prompts)
@@ -184,7 +186,7 @@ def _split(store: Store, spec: dict) -> tuple[list[dict], list[dict], list[dict]
     bench_contents = {_messages_key(p) for p in bench}
     kept = [p for p in train if _messages_key(p) not in bench_contents]
     removed = len(prompts) - len(kept) - (0 if "heldOut" in inputs else len(held))
-    train = [strip_reference(p) for p in kept]
+    train = kept  # references still on: run() strips them before any shard is written
 
     missing = _check_evaluation(params, inputs, held, bench)
     if missing:
@@ -231,7 +233,10 @@ def run(spec: dict, store: Store) -> dict:
     started = time.time()
     _check(spec)
     steps = 4
-    train, held, bench, counts = _split(store, spec)
+    with_refs, held, bench, counts = _split(store, spec)
+    if spec["params"].get("labelled"):
+        return _labelled(spec, store, with_refs, counts, started)
+    train = [strip_reference(p) for p in with_refs]
     progress(STAGE, 1, steps, train=len(train), heldOut=len(held), benchmark=len(bench))
 
     workdir = Path(tempfile.mkdtemp(prefix="tao-prepare-"))
@@ -273,6 +278,31 @@ def run(spec: dict, store: Store) -> dict:
             started_at=started,
         )
         progress(STAGE, 4, steps)
+        return manifest
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _labelled(spec: dict, store: Store, train: list[dict], counts: dict, started: float) -> dict:
+    """The labelled baseline's dataset (``params.labelled``): the training prompts of the same split with their
+    references as SFT targets, written as ``baseline-labelled-sft.jsonl`` and nothing else (no shards, no
+    held-out file, no model): the only artifact outside the evaluation side that holds references."""
+    rows, missing = labelled_rows(train, spec["params"]["labelled"])
+    progress(STAGE, 1, 2, rows=len(rows), withoutReference=len(missing))
+    workdir = Path(tempfile.mkdtemp(prefix="tao-prepare-labelled-"))
+    try:
+        write_jsonl(workdir / LABELLED_FILE, rows)
+        manifest = publish(
+            store,
+            spec,
+            workdir,
+            outputs={"labelledSft": LABELLED_FILE},
+            records_in=counts["promptsIn"],
+            records_out=len(rows),
+            metrics=counts | {"train": len(train), "rows": len(rows), "withoutReference": len(missing)},
+            started_at=started,
+        )
+        progress(STAGE, 2, 2)
         return manifest
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..contract import BadInput, progress
 from ..manifest import publish
-from ..prompts import expand, read_artifact, read_prepared, write_jsonl
+from ..prompts import expand, read_artifact, read_prepared, strip_reference, write_jsonl
 from ..scorers import COMBINED, ScoringPlan
 from ..store import Store
 
@@ -54,7 +54,12 @@ def run(spec: dict, store: Store) -> dict:
 
 
 def _score(spec: dict, store: Store, plan: ScoringPlan, started: float) -> dict:
-    prompts = {p["prompt_id"]: p for f in expand(store, spec["inputs"]["prompts"]) for p in read_prepared(store, f)}
+    # Training scorers never see a reference, even on prompts that carry one (best-of-N scores held-out prompts).
+    prompts = {
+        p["prompt_id"]: strip_reference(p)
+        for f in expand(store, spec["inputs"]["prompts"])
+        for p in read_prepared(store, f)
+    }
     groups = read_generations(store, spec["inputs"]["generations"], set(prompts))
 
     rows: list[dict] = []
