@@ -44,6 +44,11 @@ describe('validation of the baseline arms names the field', () => {
     expect(parsed(minimal()).baselines).toBeUndefined();
   });
 
+  it('the shipped example with every arm is valid', () => {
+    const example = parsed(JSON.parse(fs.readFileSync('examples/demo/round-baselines.json', 'utf8')));
+    expect(Object.keys(example.baselines ?? {}).sort()).toEqual(['bestOfN', 'labelledFineTuning', 'randomReward']);
+  });
+
   it.each([
     [
       { labelledFineTuning: { targetTemplate: 'the answer' } },
