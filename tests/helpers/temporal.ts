@@ -17,11 +17,24 @@ import { createActivities, type ActivityDeps } from '../../activities/index.js';
 // Workers log every state change and activity failure at INFO/WARN; the tests assert on failures themselves.
 Runtime.install({ logger: new DefaultLogger('ERROR') });
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
 
-/** One workflow bundle per test file (bundling is the slow part of creating a worker). */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: path.resolve('workflows/index.ts'), logger: quietLogger });
+/**
+ * One workflow bundle per test file and failure converter (bundling is the slow part of creating a worker). A
+ * data converter with `failureConverterPath` (the codec's, which encrypts failure messages) must be bundled in,
+ * as production workers do, or workflow-made failures would reach the history in clear.
+ */
+export function workflowBundle(failureConverterPath?: string): Promise<WorkflowBundleWithSourceMap> {
+  const key = failureConverterPath ?? '';
+  let bundle = bundles.get(key);
+  if (!bundle) {
+    bundle = bundleWorkflowCode({
+      workflowsPath: path.resolve('workflows/index.ts'),
+      failureConverterPath,
+      logger: quietLogger,
+    });
+    bundles.set(key, bundle);
+  }
   return bundle;
 }
 
@@ -53,7 +66,7 @@ export async function withWorker<T>(
   const worker = await Worker.create({
     connection,
     taskQueue,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: await workflowBundle(options.dataConverter?.failureConverterPath),
     activities: createActivities(deps),
     dataConverter: options.dataConverter,
     shutdownGraceTime: '2s',
