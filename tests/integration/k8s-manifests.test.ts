@@ -25,6 +25,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { generateKey, loadCodecFromEnv } from '../../workers/codec.js';
 import { adminKubeConfig, tokenKubeConfig } from '../helpers/k8s.js';
 import {
   applyObjects,
@@ -121,6 +122,62 @@ describe('k8s manifests through kustomize and the real kube-apiserver', () => {
         subjects: { namespace: string }[];
       };
       expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'tao-worker', namespace: 'tao' }]);
+    }
+  });
+
+  it('payload encryption: off in the base and dev (no key file, the worker starts without a Secret), on in prod with a required Secret', () => {
+    type Container = {
+      name: string;
+      env?: { name: string; value?: string }[];
+      volumeMounts?: { name: string; mountPath: string }[];
+    };
+    type PodSpec = {
+      containers: Container[];
+      volumes?: { name: string; secret?: { secretName: string; optional?: boolean; items?: { path: string }[] } }[];
+    };
+    const podSpecs = (dir: string): [string, PodSpec][] =>
+      kustomizeBuild(dir).flatMap((o): [string, PodSpec][] => {
+        const spec = o as unknown as {
+          spec: { template?: { spec: PodSpec }; jobTemplate?: { spec: { template: { spec: PodSpec } } } };
+        };
+        if (o.kind === 'Deployment') return [[id(o), spec.spec.template!.spec]];
+        if (o.kind === 'CronJob') return [[id(o), spec.spec.jobTemplate!.spec.template.spec]];
+        return [];
+      });
+    const envOf = (c: Container) => Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? '']));
+
+    for (const dir of [path.join(K8S_DIR, 'base'), path.join(K8S_DIR, 'overlays', 'dev')]) {
+      const specs = podSpecs(dir);
+      expect(specs.map(([o]) => o).sort()).toEqual(['CronJob/tao-reaper', 'Deployment/tao-worker']);
+      for (const [, spec] of specs) {
+        const c = spec.containers[0]!;
+        expect(envOf(c)).not.toHaveProperty('TAO_CODEC_KEY_FILE');
+        expect(spec.volumes ?? []).toEqual([]);
+        // what the worker's start-up makes of that environment: no codec, and no error
+        expect(loadCodecFromEnv(envOf(c))).toBeUndefined();
+      }
+    }
+
+    const prod = podSpecs(path.join(K8S_DIR, 'overlays', 'prod'));
+    expect(prod.map(([o]) => o).sort()).toEqual(['CronJob/tao-reaper', 'Deployment/tao-worker']);
+    const key = generateKey();
+    for (const [, spec] of prod) {
+      const c = spec.containers[0]!;
+      const file = envOf(c).TAO_CODEC_KEY_FILE!;
+      const volume = spec.volumes?.find((v) => v.secret?.secretName === 'tao-codec');
+      // a required Secret: without it the kubelet does not start the pod (no worker that writes plaintext)
+      expect(volume?.secret?.optional).not.toBe(true);
+      const mount = c.volumeMounts?.find((m) => m.name === volume?.name);
+      expect(file).toBe(`${mount!.mountPath}/${volume!.secret!.items![0]!.path}`);
+      // the Secret's key, as the kubelet mounts it, is what the worker's start-up reads
+      const mounted = fs.mkdtempSync(path.join(os.tmpdir(), 'tao-codec-'));
+      try {
+        fs.writeFileSync(path.join(mounted, volume!.secret!.items![0]!.path), `${key}\n`);
+        const codec = loadCodecFromEnv({ TAO_CODEC_KEY_FILE: file.replace(mount!.mountPath, mounted) });
+        expect(codec).toBeDefined();
+      } finally {
+        fs.rmSync(mounted, { recursive: true, force: true });
+      }
     }
   });
 
