@@ -16,6 +16,11 @@ Experiments (names in bench/results/):
 - ``bon-<task>-s<seed>``: best-of-N at inference (the test-time-compute ceiling): the majority vote of N
   samples per held-out prompt, chosen with the round's scorers, scored against the references.
 - ``random-<task>-s0``: the random-reward control: the same round with a reward drawn at random per sample.
+
+  These three baselines are also a product feature now (run spec ``baselines``, docs/evaluation.md#baselines).
+  This script keeps its own implementations (bare-number SFT targets, best-of-N by majority vote) so that
+  the committed numbers stay reproducible from it; the product's labelled arm puts references into a
+  ``targetTemplate`` sentence instead.
 - ``scaling-n<N>``: trivia rounds with N = 2, 4, 8, 16, 32 samples per prompt (Figure 3): independent metric,
   tokens per answer and weights size of each tuned model.
 - ``multitask``: one round over both tasks (Table 4), per-task metrics and the gate's per-task check.

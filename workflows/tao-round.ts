@@ -41,7 +41,7 @@ import {
   type EvaluateInputs,
   type StageRequest,
 } from './stage-params.js';
-import { announce, showDetails, showGate, showModel, showStage } from './visibility.js';
+import { announce, baselinesMarkdown, showDetails, showGate, showModel, showStage } from './visibility.js';
 
 const { checkStore, promoteModel, readPromoted, recordRound } = proxyActivities<Activities>(bookkeepingOptions);
 
@@ -271,6 +271,7 @@ async function runRound(spec: RunSpec, ctx: RoundContext): Promise<RoundResult> 
   if (independent) {
     showGate(gateSummary(gate));
     ctx.notes.push(gateMarkdown(gate, m));
+    if (m.baselines && Object.keys(m.baselines).length) ctx.notes.push(baselinesMarkdown(m.baselines));
   }
   progress.end('gate');
 

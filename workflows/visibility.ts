@@ -6,7 +6,7 @@
 import { setCurrentDetails, upsertSearchAttributes } from '@temporalio/workflow';
 import type { RunSpec } from '../common/run-spec.js';
 import { SA } from '../common/search-attributes.js';
-import type { RoundProgress, RoundStage, StageFailure } from '../common/types.js';
+import type { RoundEvaluation, RoundProgress, RoundStage, StageFailure } from '../common/types.js';
 
 export type StageStatusValue = 'running' | 'waiting-for-operator' | 'promoted' | 'not-promoted' | 'failed' | 'aborted';
 
@@ -76,4 +76,20 @@ export function showDetails(
       ...notes,
     ].join('\n'),
   );
+}
+
+/** The baseline arms beside TAO, for the current details (the same numbers as the report's table). */
+export function baselinesMarkdown(arms: NonNullable<RoundEvaluation['baselines']>): string {
+  const n = (x: number | null | undefined, sign = false) =>
+    typeof x === 'number' && Number.isFinite(x) ? (sign && x >= 0 ? '+' : '') + x.toFixed(3) : 'n/a';
+  return [
+    '### Baselines beside TAO (do not gate)',
+    '| arm | mean | arm − base (95% CI) | TAO − arm (95% CI) |',
+    '| --- | --- | --- | --- |',
+    ...Object.entries(arms).map(
+      ([arm, a]) =>
+        `| ${arm} | ${n(a.score.mean)} | ${n(a.vsBase.change, true)} (${n(a.vsBase.ciLow, true)} – ${n(a.vsBase.ciHigh, true)}) | ` +
+        `${n(a.taoVsArm.change, true)} (${n(a.taoVsArm.ciLow, true)} – ${n(a.taoVsArm.ciHigh, true)}) |`,
+    ),
+  ].join('\n');
 }

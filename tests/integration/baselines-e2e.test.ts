@@ -2,7 +2,7 @@
  * The baseline arms of a real round (run spec `baselines`): Temporal dev server, worker, local executor and the
  * real Python stage jobs on the tiny model, kept as small as a round gets (few prompts, two samples, two training
  * steps). All three arms run as stages of the round and are reported beside TAO with paired statistics (result,
- * report.md, `tao status`); a rerun reuses every stage, the arms' among them; a round without arms reuses every
+ * report.md, `tao status`, the Web UI's current details); a rerun reuses every stage, the arms' among them; a round without arms reuses every
  * TAO stage but evaluate (the arms never change the TAO arm's keys); references reach exactly one file outside
  * the evaluation side, the labelled arm's `baseline-labelled-sft.jsonl`; bad arm settings and training prompts
  * without references are refused with the field named.
@@ -124,6 +124,11 @@ describe('baseline arms beside TAO in a real round', () => {
         for (const title of ['| labelled fine-tuning', '| best-of-2 at inference', '| random-reward control']) {
           expect(report).toContain(title);
         }
+        const meta = (await client.workflow
+          .getHandle(`tao/baselines/${queue}`)
+          .query('__temporal_workflow_metadata')) as { currentDetails?: string };
+        expect(meta.currentDetails).toContain('### Baselines beside TAO (do not gate)');
+        for (const arm of ARMS) expect(meta.currentDetails).toMatch(new RegExp(`\\| ${arm} \\| \\d\\.\\d{3} \\| `));
         const status = summarise(result);
         for (const arm of ARMS) expect(status).toMatch(new RegExp(`baseline ${arm} +\\d\\.\\d{3} \\[`));
 

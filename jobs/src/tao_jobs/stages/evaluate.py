@@ -14,6 +14,12 @@ bootstrap 95% CIs (``bootstrap`` resamples, seeded): candidate − base overall,
 candidate's KL to base on the held-out prompts, the reward-hacking flag, and, with ``params.gate``, the gate's
 verdict (the workflow decides with the same rules).
 
+Baseline arms (run spec ``baselines``; tao_jobs/baselines.py): optional inputs ``labelledFineTuning`` and
+``randomReward`` (the arms' merged models, which answer like base and candidate) and ``bestOfNGenerations`` +
+``bestOfNScores`` (N samples per held-out prompt and their training scores: each prompt's best sample is the
+arm's answer). ``metrics.baselines`` has per arm its score, arm − base and TAO − arm, paired per prompt with
+bootstrap CIs over the prompts base and candidate are compared on; they never enter the gate.
+
 Outputs ``eval.jsonl`` (one row per prompt, model and sample: split, text, finish reason, tokens, the
 independent ``score``/``scores`` and the training ``reward``/``rewards``) and ``report.md`` (the round report),
 with its score histogram ``plots/scores.svg`` beside it.
