@@ -68,19 +68,17 @@ def labelled_rows(train: list[dict], params: dict) -> tuple[list[dict], list[dic
     return rows, missing
 
 
-def _order(sample_id: object) -> tuple:
-    return (0, sample_id, "") if isinstance(sample_id, int) else (1, 0, str(sample_id))
-
-
 def pick_best(generations: list[dict], combined: dict[tuple[str, object], float | None]) -> dict[str, dict]:
     """prompt_id -> the generation row with the highest combined training score (ties: the lowest sample id;
     samples without a score count as lowest). Every prompt with generations gets a pick."""
+    from .stages.dataset import sample_order  # the dataset stage's tie-break order
+
     by_prompt: dict[str, list[dict]] = {}
     for g in generations:
         by_prompt.setdefault(g["prompt_id"], []).append(g)
     picks = {}
     for pid, rows in by_prompt.items():
-        ordered = sorted(rows, key=lambda g: _order(g["sample_id"]))
+        ordered = sorted(rows, key=lambda g: sample_order(g["sample_id"]))
 
         def score(g: dict, pid: str = pid) -> float:
             s = combined.get((pid, g["sample_id"]))
