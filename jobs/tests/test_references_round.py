@@ -3,7 +3,10 @@ score per shard, dataset, train, evaluate), with the stage params the workflow b
 evaluation scorers and a benchmark (workflows/stage-params.ts). Every prompt and benchmark row carries a
 canary reference; the canary must be absent from every training-side artifact (prompt shards, generations,
 scores, dataset, the train stage's spec and outputs) and present on the evaluation side, which shows the
-search works. The same check through Temporal and the worker: tests/integration/references-e2e.test.ts."""
+search works. The labelled baseline arm's file (``baseline-labelled-sft.jsonl``, written by a separate prepare only
+when the arm is asked for) is the one allowed exception, and holds the training prompts' references only. The
+same check through Temporal and the worker: tests/integration/references-e2e.test.ts (TAO only) and
+tests/integration/baselines-e2e.test.ts (every baseline arm on)."""
 
 from __future__ import annotations
 
@@ -92,6 +95,18 @@ def test_no_training_side_artifact_contains_a_reference(tmp_path, monkeypatch):
         "heldout.jsonl",
         "benchmark.jsonl",
     }
+    # The one allowed exception outside the evaluation side: the labelled baseline arm's own file, written by a
+    # separate prepare (run spec baselines.labelledFineTuning) that writes nothing else; with every arm on, the
+    # same search through Temporal: tests/integration/baselines-e2e.test.ts.
+    labelled = {"targetTemplate": {"*": "the answer is {reference}."}, "missingReferences": "fail"}
+    labelled |= {"field": "baselines.labelledFineTuning"}
+    _, lm = stage("prepare", "labelled", {"prompts": prompts, "benchmark": benchmark, "model": "tiny://demo"},
+                    prep_params | {"labelled": labelled})  # fmt: skip
+    carrying = [p for p in _files(art / "labelled") if CANARY.encode() in p.read_bytes()]
+    assert [p.name for p in carrying] == ["baseline-labelled-sft.jsonl"] and set(lm["outputs"]) == {"labelledSft"}
+    train_ids = {json.loads(line)["prompt_id"] for u in shards for line in Path(u.removeprefix("file://")).open()}
+    assert {json.loads(line)["prompt_id"] for line in carrying[0].open()} == train_ids
+    assert [p for p in training_side if CANARY.encode() in p.read_bytes()] == []
     m = em["metrics"]
     assert m["evaluationScorers"] == "evaluation" and m["gate"]["rule"] == "ciLower"
     assert m["splits"]["benchmark"]["n"] == 1 and m["klToBase"] is not None
