@@ -11,7 +11,9 @@
  * - the real node is tainted so only pods that ask for it land there: the worker and the stage pods tolerate
  *   it and select it (TAO_STAGE_NODE_SELECTOR / TAO_STAGE_TOLERATIONS);
  * - images by content hash (what scripts/k8s/build-images.sh printed) rather than `dev`, so a node's cached
- *   `dev` from an earlier build is never used.
+ *   `dev` from an earlier build is never used;
+ * - `config`: the test's own settings in the worker's ConfigMap (e.g. shorter graces, so that a failure
+ *   reaches the operator within a test run), named by the test that sets them.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -35,6 +37,7 @@ export function writeRealNodeOverlay(o: {
   temporalPort: number;
   apiPort: number;
   kubeconfigPath: string;
+  config?: Record<string, string>;
 }): RealNodeOverlay {
   fs.mkdirSync(o.dir, { recursive: true });
   const caFile = path.join(path.dirname(o.kubeconfigPath), 'apiserver-certs', 'apiserver.crt');
@@ -56,6 +59,7 @@ export function writeRealNodeOverlay(o: {
           `TAO_STAGE_IMAGE=${stage}`,
           `TAO_STAGE_NODE_SELECTOR=${JSON.stringify(nodeSelector)}`,
           `TAO_STAGE_TOLERATIONS=${JSON.stringify(tolerations)}`,
+          ...Object.entries(o.config ?? {}).map(([k, v]) => `${k}=${v}`),
         ],
       },
     ],

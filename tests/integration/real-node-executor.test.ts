@@ -205,11 +205,13 @@ describe('kubernetes executor on a real node (kubelet + containerd + runc + CNI 
     expect(pods.states.some((s) => s.deletionTimestamp)).toBe(true);
   });
 
-  it("the stage's termination message is the failure reason", async () => {
+  it("the stage's termination message is the failure reason, with the last lines of the pod's log", async () => {
     const job = stageJob(`exit=3&reason=${encodeURIComponent('shard 7: tokenizer file is truncated')}`);
     const outcome = await executor({ backoffLimit: 0 }).run(job, context());
     expect(outcome).toMatchObject({ exitCode: 3, failureType: 'StageFailed' });
     expect(outcome.reason).toContain('shard 7: tokenizer file is truncated');
+    // the log tail the operator desk shows beside the reason, read through the apiserver
+    expect(outcome.logTail.join('\n')).toContain('probe: failing with exit 3');
     const [pod] = await podsOfJob(job.name);
     expect(pod?.status?.containerStatuses?.[0]?.state?.terminated?.message).toBe(
       'shard 7: tokenizer file is truncated',
