@@ -170,6 +170,7 @@ def test_evaluate_reports_every_arm_beside_tao_with_paired_statistics(tmp_path):
 
     report = Path(out.removeprefix("file://"), "report.md").read_text()
     assert "## Baselines beside TAO" in report
+    assert f"| TAO (tuned) | {tuned_mean:.3f} (" in report and f"n={m['tuned']['n']}) | — |" in report
     assert "| best-of-3 at inference" in report and "| labelled fine-tuning" in report
     assert "| random-reward control" in report and "Arms do not gate promotion." in report
 

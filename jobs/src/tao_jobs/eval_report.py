@@ -133,6 +133,7 @@ def _baselines(metrics: dict) -> list[str]:
     arms = metrics.get("baselines") or {}
     if not arms:
         return []
+    t = metrics["tuned"]
     out = [
         "## Baselines beside TAO",
         "",
@@ -141,7 +142,8 @@ def _baselines(metrics: dict) -> list[str]:
         "",
         "| arm | mean score (95% CI) | arm − base | TAO − arm |",
         "| --- | --- | --- | --- |",
-        f"| TAO (tuned) | {_fmt(metrics['tuned']['mean'])} | {metrics['improvement']:+.3f} | — |",
+        f"| TAO (tuned) | {_fmt(t['mean'])} ({_fmt(t['ciLow'])} – {_fmt(t['ciHigh'])}) | {metrics['improvement']:+.3f} "
+        f"(95% CI {metrics['improvementCiLow']:+.3f} – {metrics['improvementCiHigh']:+.3f}, n={t['n']}) | — |",
     ]
     for arm, a in arms.items():
         title = ARM_TITLES.get(arm, arm).replace("{n}", str(a.get("samplesPerPrompt", "N")))
