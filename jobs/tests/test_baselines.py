@@ -184,3 +184,29 @@ def test_evaluate_without_arms_reports_no_baselines(tmp_path):
     m = evaluate.run(spec, Store())["metrics"]
     assert "baselines" not in m
     assert "Baselines" not in Path(spec["output"].removeprefix("file://"), "report.md").read_text()
+
+
+def sees_reference(prompt: dict, text: str) -> float:
+    """A training verifier that would cheat: 1.0 when the prompt row it is given carries a reference."""
+    return 1.0 if "reference" in prompt else 0.0
+
+
+def test_training_scorers_never_see_a_reference_even_on_held_out_prompts(tmp_path):
+    # best-of-N scores the held-out file (references kept there) with the training scorers
+    from tao_jobs.stages import score
+
+    held = [{"prompt_id": f"h{i}", "messages": [{"role": "user", "content": "q?"}], "reference": "8"} for i in range(2)]
+    write_jsonl(tmp_path / "in" / "heldout.jsonl", held)
+    gens = [{"prompt_id": f"h{i}", "sample_id": s, "text": "8"} for i in range(2) for s in range(2)]
+    write_jsonl(tmp_path / "in" / "generations.jsonl", gens)
+    cheat = {"name": "cheat", "type": "python", "weight": 1, "params": {"module": "test_baselines:sees_reference"}}
+    uri = make_spec(
+        "score",
+        tmp_path,
+        inputs={"prompts": "in/heldout.jsonl", "generations": "in/generations.jsonl"},
+        params={"scorers": [cheat], "tasks": {}},
+    )
+    spec, store = load(uri, "score")
+    score.run(spec, store)
+    rows = read_jsonl(spec["output"] + "scores.jsonl")
+    assert len(rows) == 8 and {r["score"] for r in rows} == {0.0}
