@@ -12,15 +12,17 @@
  *    one winner, a loser discards its outputs and returns the winner's (artifacts/publish.ts).
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { createHash } from 'node:crypto';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FailureType, NON_RETRYABLE, failureTypeForExit } from '../common/errors.js';
 import { canonicalJson } from '../common/hash.js';
 import type { RunStageInput, StageResult } from '../common/types.js';
 import { digestInput, judgeIdentity, paramRefs } from './artifacts/digest.js';
-import { acquireLease, leaseTtlMs, releaseLease, renewLease } from './artifacts/lease.js';
+import { acquireLease, leaseOwner, leaseTtlMs, releaseLease, renewLease } from './artifacts/lease.js';
 import { checkManifest, resolveOutputs, type Manifest } from './artifacts/manifest.js';
 import {
+  ATTEMPTS,
   attemptPrefix,
   discardAttempt,
   pointerManifest,
@@ -83,14 +85,32 @@ export function storeEnv(artifacts: RunStageInput['artifacts']): Record<string, 
   };
 }
 
-function stopReason(ctx: Context): StopReason {
+/**
+ * Why the attempt was interrupted (docs/design.md#rule-4). Temporal says NOT_FOUND both when the run closed
+ * (terminated, reset) and when this attempt was timed out (a lost heartbeat, e.g. while the server was down)
+ * and a retry is coming: the run's state tells them apart. A timed-out attempt's job is left running for the
+ * retry (decision 0004); so is it while the run's state cannot be read (the attempt keeps looking).
+ */
+async function stopReason(ctx: Context): Promise<StopReason> {
   const d = ctx.cancellationDetails;
   // the details come with the cancel; the signal's CancelledFailure names the same reason as its message
   const reason = String((ctx.cancellationSignal.reason as Error | undefined)?.message ?? '');
   if (d?.cancelRequested || reason === 'CANCELLED') return 'cancelled';
-  if (d?.notFound || reason === 'NOT_FOUND') return 'run-closed';
   if (d?.workerShutdown || reason === 'WORKER_SHUTDOWN') return 'worker-shutdown';
+  if (d?.notFound || reason === 'NOT_FOUND') return (await runOpen(ctx)) === false ? 'run-closed' : 'timeout';
   return 'timeout';
+}
+
+/** Is this activity's workflow run still open? null when it cannot be told (no client, no answer). */
+async function runOpen(ctx: Context): Promise<boolean | null> {
+  const run = ctx.info.workflowExecution;
+  if (!run) return null;
+  try {
+    const state = await ctx.client.workflow.getHandle(run.workflowId, run.runId).describe();
+    return state.status.name === 'RUNNING';
+  } catch (e) {
+    return e instanceof WorkflowNotFoundError ? false : null;
+  }
 }
 
 export function createRunStage(deps: StageDeps) {
@@ -199,9 +219,10 @@ function createAttempt(deps: StageDeps) {
       if (await guard('publish', () => publishAttempt(store, output, attemptId, m))) {
         return result(pointerManifest(m, attemptId), false, ran);
       }
-      await guard('discard', () => discardAttempt(store, attempt));
       const winner = await published();
       if (!winner) fail(FailureType.StageFailed, `${input.stage}: another attempt published an invalid manifest`);
+      // the winner may be this very attempt folder (an earlier activity attempt published it): keep it then
+      if (winner.attempt !== `${ATTEMPTS}/${attemptId}/`) await guard('discard', () => discardAttempt(store, attempt));
       log.info(`another attempt published ${output} first; this attempt's outputs were discarded`);
       return result(winner, true, ran);
     };
@@ -209,30 +230,34 @@ function createAttempt(deps: StageDeps) {
     const log = ctx.log;
     const existing = await published();
     if (existing) return result(existing, true);
-    // A job that finished here but was never published (the worker died in between): publish, do not redo.
-    const finished = await guard('manifest', () => checkManifest(store, attempt, expect));
-    if (finished.valid) return publish(finished.manifest, name);
-    if (finished.present) await guard('quarantine', () => quarantine(store, attempt, finished.raw!, finished.reason));
-    // Outputs of this attempt were rejected: a finished job must not be taken as done again (a new generation).
-    const redo = (await guard('quarantine', () => store.list(joinUri(attempt, QUARANTINE) + '/'))).length > 0;
 
     // One job per stage key (artifacts/lease.ts): hold the key's lease while the job runs. A run that finds it
-    // held by another run waits, heartbeating, for that run's manifest and reuses it, or takes the lease over
-    // when its holder stops renewing it.
+    // held by another run, or by an earlier attempt of this run that may still be running its job (a heartbeat
+    // timeout does not stop it), waits, heartbeating, for that job's manifest and reuses it, or takes the lease
+    // over when its holder stops renewing it or its worker is gone. On Kubernetes a retry takes its own run's
+    // lease at once: it adopts the running Job by name (decision 0004).
     const ttl = leaseTtlMs();
-    let lease = await guard('lease', () => acquireLease(store, output, attemptId, ttl));
+    const owner = leaseOwner(randomUUID());
+    const take = () =>
+      guard('lease', () =>
+        acquireLease(store, output, attemptId, ttl, { owner, takeOverOwn: executor.kind === 'kubernetes' }),
+      );
+    let lease = await take();
     while (!lease.held) {
-      const { holder } = lease;
-      ctx.heartbeat({ jobName: name, phase: 'waiting', message: `${holder} is running this stage; waiting for it` });
+      const message =
+        lease.holder === attemptId
+          ? 'an earlier attempt of this stage is still running its job; waiting for it'
+          : `${lease.holder} is running this stage; waiting for it`;
+      ctx.heartbeat({ jobName: name, phase: 'waiting', message });
       await sleep(Math.min(2000, ttl / 4), undefined, { signal: ctx.cancellationSignal }).catch(() => undefined);
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
       const done = await published();
       if (done) return result(done, true);
-      lease = await guard('lease', () => acquireLease(store, output, attemptId, ttl));
+      lease = await take();
     }
     let leaseTag = lease.etag;
     const renewer = setInterval(() => {
-      renewLease(store, output, attemptId, leaseTag, ttl)
+      renewLease(store, output, attemptId, leaseTag, ttl, owner)
         .then((tag) => {
           if (tag === null) log.warn(`the lease of ${output} was taken over; publishing still has one winner`);
           else leaseTag = tag;
@@ -240,6 +265,17 @@ function createAttempt(deps: StageDeps) {
         .catch(() => undefined); // a store hiccup: the next renewal tries again, well before the expiry
     }, ttl / 3);
     try {
+      // Holding the lease, this attempt alone looks at the attempt folder. Published while we waited: reuse.
+      const now = await published();
+      if (now) return result(now, true);
+      // A job that finished here but was never published (the worker died in between): publish, do not redo.
+      const finished = await guard('manifest', () => checkManifest(store, attempt, expect));
+      if (finished.valid) return await publish(finished.manifest, name);
+      if (finished.present) await guard('quarantine', () => quarantine(store, attempt, finished.raw!, finished.reason));
+      // Outputs of this attempt were rejected: a finished job must not be taken as done again (a new generation).
+      const redo = (await guard('quarantine', () => store.list(joinUri(attempt, QUARANTINE) + '/'))).length > 0;
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+
       const s3 = input.artifacts.s3;
       const spec = {
         apiVersion: 'tao/v1',
@@ -268,7 +304,22 @@ function createAttempt(deps: StageDeps) {
       const beat = () => ctx.heartbeat({ jobName: name, logUri, ...last });
       const ticker = setInterval(beat, deps.heartbeatEveryMs ?? 5000);
       const abort = new AbortController();
-      const onCancel = () => abort.abort(stopReason(ctx));
+      // Timed out while the run is open: a local job goes on (nothing else could resume it) and this attempt
+      // publishes it for the retry that waits on the lease; it is stopped only if the run closes meanwhile.
+      // A Kubernetes Job is left to the retry, which adopts it (decision 0004).
+      let timedOut = false;
+      let settled = false;
+      let watch: NodeJS.Timeout | undefined;
+      const onCancel = () =>
+        void stopReason(ctx).then((why) => {
+          if (settled) return;
+          if (why !== 'timeout' || executor.kind === 'kubernetes') return abort.abort(why);
+          timedOut = true;
+          log.warn(`${name}: this attempt was timed out while its job runs; the job goes on for the retry`);
+          watch = setInterval(() => {
+            void runOpen(ctx).then((open) => open === false && abort.abort('run-closed'));
+          }, 10_000);
+        });
       ctx.cancellationSignal.addEventListener('abort', onCancel, { once: true });
       let outcome;
       try {
@@ -301,10 +352,16 @@ function createAttempt(deps: StageDeps) {
           },
         );
       } finally {
+        settled = true;
         clearInterval(ticker);
+        clearInterval(watch);
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
       }
-      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+      // A timed-out attempt whose job ran to the end publishes it all the same: its retry is waiting for that
+      // manifest (Temporal no longer takes this attempt's result). Any other interruption ends here.
+      if (ctx.cancellationSignal.aborted && !(timedOut && !abort.signal.aborted && outcome.exitCode === 0)) {
+        throw ctx.cancellationSignal.reason;
+      }
 
       if (outcome.exitCode !== 0) {
         const type = outcome.failureType ?? failureTypeForExit(outcome.exitCode, outcome.signal);
@@ -331,7 +388,7 @@ function createAttempt(deps: StageDeps) {
       return publish(written.manifest, ran);
     } finally {
       clearInterval(renewer);
-      await releaseLease(store, output, attemptId);
+      await releaseLease(store, output, attemptId, owner);
     }
   };
 }

@@ -115,6 +115,22 @@ function childrenOf(parent: number): number[] {
   return out;
 }
 
+/**
+ * Waits until a process sent SIGSTOP has really stopped (state T): kill() only queues the signal, and a worker
+ * caught inside fork() would otherwise add a job after its children were listed.
+ */
+async function stopped(pid: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if ('Tt'.includes(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!)) return;
+    } catch {
+      return; // gone
+    }
+    await sleep(20);
+  }
+}
+
 async function main() {
   const port = await freePortBlock(12);
   const serverDir = path.join(dir, 'temporal');
@@ -190,6 +206,7 @@ async function main() {
         } catch {
           continue; // exited just now
         }
+        await stopped(w.pid!);
         for (const pid of childrenOf(w.pid!)) killedPids.add(pid);
         workerKills++;
         log(`kill -9 worker ${i} (pid ${w.pid})`);
