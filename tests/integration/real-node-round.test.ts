@@ -381,14 +381,17 @@ describe('the worker Deployment on a real node runs rounds started with the temp
         10 * 60_000,
       );
       const trainJob = (await stageJobs(workflowId)).find((j) => j.metadata?.labels?.['tao.dev/stage'] === 'train')!;
-      // 5. the pending activity: the Job, its pod summary, in `temporal workflow describe` and the Web UI
+      // 6. mid-train, the worker pod is deleted: the Deployment replaces it, the replacement adopts the train Job
+      await sh('kubectl -n tao delete pod -l app.kubernetes.io/name=tao-worker --wait=false');
+      // 5. the pending activity (pending until the replacement has adopted the Job and the pod has finished): its
+      // heartbeat details name the Job, in `temporal workflow describe` and in the Web UI
       await until(
-        'the describe output to show the train Job running',
+        'the describe output to show the train Job in the pending activity',
         async () => {
           const describe = await sh(`temporal workflow describe --workflow-id ${workflowId}`);
-          return describe.includes(trainJob.metadata!.name!) && /1 Running/.test(describe);
+          return /Pending Activities: 1/.test(describe) && describe.includes(`"jobName":"${trainJob.metadata!.name!}"`);
         },
-        120_000,
+        60_000,
       );
       await page.reload();
       await page.locator('[data-testid="pending-activities-tab"]').first().click();
@@ -401,8 +404,6 @@ describe('the worker Deployment on a real node runs rounds started with the temp
       await close();
     }
 
-    // 6. mid-train, the worker pod is deleted: the Deployment replaces it and the replacement adopts the train Job
-    await sh('kubectl -n tao delete pod -l app.kubernetes.io/name=tao-worker --wait=false');
     await until(
       'a replacement worker pod to run',
       async () =>
@@ -428,6 +429,9 @@ describe('the worker Deployment on a real node runs rounds started with the temp
       expect(p.spec?.nodeName).toBe(node.name);
       expect(p.status?.phase).toBe('Succeeded');
     }
+    // 4. the tutorial's look at the Jobs and pods of the round
+    const listing = await sh('kubectl -n tao get jobs,pods -l app.kubernetes.io/managed-by=tao-worker');
+    for (const p of pods) expect(listing).toMatch(new RegExp(`^pod/${p.metadata!.name!}\\s+0/1\\s+Completed`, 'm'));
     const uids = (ps: V1Pod[]) =>
       ps.filter((p) => !['train', 'evaluate'].includes(stageOf(p)!)).map((p) => p.metadata?.uid);
     expect(uids(pods).sort()).toEqual(uids(finished).sort());
@@ -450,6 +454,17 @@ describe('the worker Deployment on a real node runs rounds started with the temp
       }
     });
     expect(events.some((e) => e.event === 'progress' && e.stage === 'train')).toBe(true);
+    // the replacement worker ran the stage's next activity attempt against the same Job (one train pod): its log
+    expect(logUri.pathname).toMatch(/\/logs\/attempt-1\.log$/);
+    const adopted = await (
+      await s3Client().send(
+        new GetObjectCommand({
+          Bucket: logUri.host,
+          Key: logUri.pathname.slice(1).replace(/attempt-1\.log$/, 'attempt-2.log'),
+        }),
+      )
+    ).Body!.transformToString();
+    expect(adopted).toContain(`--- pod ${train.metadata!.name!} ---`);
   });
 
   it('a stage that no node can hold goes to the operator desk as StageUnschedulable with the scheduler’s reason, its Job deleted; abort ends the round', async () => {
