@@ -4,7 +4,8 @@
  * worker (restarted a moment later) and, less often, the Temporal server (restarted on the same database).
  * Counts rounds completed, jobs launched per stage key (and how many launches beyond the first are not
  * explained by a kill of the attempt that ran them), artifacts lost (files a manifest lists that are missing
- * or of another size) and manifests invalid. Writes test-output/soak/<id>/report.json and prints a summary.
+ * or of another size), manifests invalid, and attempts timed out on heartbeat whose job went on (worker logs).
+ * Writes test-output/soak/<id>/report.json and prints a summary.
  *
  *   npm run soak -- --rounds 20 --concurrency 4 --workers 2 --kill-every 8 --server-kill-every 4
  *   (--heartbeat 20 --sleep 1 --seed 1 --timeout-min 30)
@@ -330,6 +331,13 @@ async function main() {
       }
     }
   }
+  // attempts timed out (heartbeats lost) while their job ran: the job went on, its retry reused what it published
+  const timedOutKept = Array.from({ length: WORKERS }, (_, i) => path.join(dir, `worker-${i}.log`))
+    .filter((f) => fs.existsSync(f))
+    .reduce(
+      (n, f) => n + (fs.readFileSync(f, 'utf8').match(/this attempt was timed out while its job runs/g) ?? []).length,
+      0,
+    );
   const completed = results.filter((r) => r.ok).length;
   const report = {
     command: `npm run soak -- ${process.argv.slice(2).join(' ')}`.trim(),
@@ -355,6 +363,7 @@ async function main() {
       stageKeys: byKey.size,
       launchesPerKeyHistogram: histogram,
       unexplainedExtraLaunches: unexplained,
+      timedOutAttemptsWhoseJobWentOn: timedOutKept,
     },
     artifacts: { manifestsValid, manifestsInvalid, filesChecked, lost },
     events,
@@ -367,7 +376,8 @@ async function main() {
   );
   console.log(
     `jobs: ${launches.length} launched for ${byKey.size} stage keys; launches per key ${JSON.stringify(histogram)}; ` +
-      `beyond the killed attempt: ${Object.keys(unexplained).length ? JSON.stringify(unexplained) : 'none'}`,
+      `beyond the killed attempt: ${Object.keys(unexplained).length ? JSON.stringify(unexplained) : 'none'}; ` +
+      `${timedOutKept} attempt(s) timed out on heartbeat while their job ran (the job went on)`,
   );
   console.log(
     `artifacts: ${manifestsValid} valid manifests, ${manifestsInvalid.length} invalid, ${filesChecked} files checked, ${lost.length} lost`,
