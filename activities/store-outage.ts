@@ -14,7 +14,7 @@ import type { ArtifactStore } from './artifacts/store.js';
 export interface OutageWait {
   /** How long to wait for the store at most (default TAO_STORE_OUTAGE_WAIT_SECONDS, else 600 s). */
   budgetMs?: number;
-  /** First pause between probes; doubles up to 15 s. */
+  /** First pause between probes; doubles up to 15 s or half the heartbeat timeout, whichever is shorter. */
   firstPauseMs?: number;
 }
 
@@ -41,7 +41,10 @@ export async function waitForStore(store: ArtifactStore, root: string, o: Outage
   const ctx = Context.current();
   const started = Date.now();
   const budget = o.budgetMs ?? outageBudgetMs();
-  let pause = o.firstPauseMs ?? 1000;
+  // A pause longer than the heartbeat timeout would time the attempt out while it waits (and a timed-out
+  // attempt stops waiting): heartbeat at least twice per timeout, whatever the backoff has grown to.
+  const maxPause = Math.min(15_000, Math.max(100, (ctx.info.heartbeatTimeoutMs ?? 30_000) / 2));
+  let pause = Math.min(o.firstPauseMs ?? 1000, maxPause);
   while (Date.now() - started < budget && !ctx.cancellationSignal.aborted) {
     ctx.heartbeat({
       phase: 'waiting',
@@ -49,7 +52,7 @@ export async function waitForStore(store: ArtifactStore, root: string, o: Outage
     });
     await sleep(pause, undefined, { signal: ctx.cancellationSignal }).catch(() => undefined);
     if (await reachable(store, root)) break;
-    pause = Math.min(pause * 2, 15_000);
+    pause = Math.min(pause * 2, maxPause);
   }
   return Date.now() - started;
 }
