@@ -13,7 +13,7 @@
  * promoted. Then, with the same worker: a stage no node can hold goes to the operator desk as
  * StageUnschedulable, and cancelling a round kills its running pod.
  */
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import {
   BatchV1Api,
   CoreV1Api,
@@ -268,7 +268,11 @@ beforeAll(async () => {
   await node.ctr(['images', 'pull', '--plain-http', images['jobs-cpu']!]);
 }, 30 * 60_000);
 
+/** Resumes a container the test froze (a frozen container would outlive the namespace's deletion). */
+let thaw: () => Promise<unknown> = async () => undefined;
+
 afterAll(async () => {
+  await thaw().catch(() => undefined);
   await browser?.close();
   // the tutorial's namespace goes with everything in it (the worker, its ReplicaSet, stage Jobs and pods)
   await core.deleteNamespace({ name: 'tao' }).catch(() => undefined);
@@ -381,8 +385,13 @@ describe('the worker Deployment on a real node runs rounds started with the temp
         10 * 60_000,
       );
       const trainJob = (await stageJobs(workflowId)).find((j) => j.metadata?.labels?.['tao.dev/stage'] === 'train')!;
-      // 6. mid-train, the worker pod is deleted: the Deployment replaces it, the replacement adopts the train Job
-      await sh('kubectl -n tao delete pod -l app.kubernetes.io/name=tao-worker --wait=false');
+      // The train container is frozen (containerd's cgroup freezer) until the replacement worker has adopted its
+      // Job: on a quiet machine the ~12 s train would finish before a replacement starts, and the retry would
+      // then publish the finished Job rather than adopt a running one (correct, but not what this step proves).
+      const trainPod = (await stagePods(workflowId)).find((p) => stageOf(p) === 'train')!;
+      const trainContainer = trainPod.status!.containerStatuses![0]!.containerID!.replace(/^containerd:\/\//, '');
+      await real().node.ctr(['tasks', 'pause', trainContainer]);
+      thaw = () => real().node.ctr(['tasks', 'resume', trainContainer]);
       // 5. the pending activity (pending until the replacement has adopted the Job and the pod has finished): its
       // heartbeat details name the Job, in `temporal workflow describe` and in the Web UI
       await until(
@@ -400,6 +409,8 @@ describe('the worker Deployment on a real node runs rounds started with the temp
         .toContain(trainJob.metadata!.name!);
       await page.screenshot({ path: path.join(shots, 'real-node-2-train-running.png'), fullPage: true });
       await page.close();
+      // 6. mid-train, the worker pod is deleted: the Deployment replaces it, the replacement adopts the train Job
+      await sh('kubectl -n tao delete pod -l app.kubernetes.io/name=tao-worker --wait=false');
     } finally {
       await close();
     }
@@ -412,6 +423,15 @@ describe('the worker Deployment on a real node runs rounds started with the temp
         ).items.some((p) => p.metadata?.uid !== worker?.metadata?.uid && p.status?.phase === 'Running'),
       5 * 60_000,
     );
+    // adopted: a later attempt (the replacement's) heartbeats while it watches the frozen Job, naming its own log
+    await until(
+      "the replacement's attempt to watch the train Job",
+      async () =>
+        /logs\/attempt-([2-9]|\d\d+)\.log/.test(await sh(`temporal workflow describe --workflow-id ${workflowId}`)),
+      5 * 60_000,
+    );
+    await thaw();
+    thaw = async () => undefined;
 
     const result = JSON.parse(
       await sh(`temporal workflow result --workflow-id ${workflowId} --output json`, 30 * 60_000),
@@ -454,17 +474,23 @@ describe('the worker Deployment on a real node runs rounds started with the temp
       }
     });
     expect(events.some((e) => e.event === 'progress' && e.stage === 'train')).toBe(true);
-    // the replacement worker ran the stage's next activity attempt against the same Job (one train pod): its log
+    // the replacement worker ran a later activity attempt against the same Job (one train pod): its log (which
+    // attempt number depends on how the deleted worker's attempt ended: cancelled at shutdown, or timed out)
     expect(logUri.pathname).toMatch(/\/logs\/attempt-1\.log$/);
-    const adopted = await (
-      await s3Client().send(
-        new GetObjectCommand({
-          Bucket: logUri.host,
-          Key: logUri.pathname.slice(1).replace(/attempt-1\.log$/, 'attempt-2.log'),
-        }),
-      )
-    ).Body!.transformToString();
-    expect(adopted).toContain(`--- pod ${train.metadata!.name!} ---`);
+    const logs = await s3Client().send(
+      new ListObjectsV2Command({
+        Bucket: logUri.host,
+        Prefix: logUri.pathname.slice(1).replace(/attempt-1\.log$/, ''),
+      }),
+    );
+    const later = (logs.Contents ?? []).map((o) => o.Key!).filter((k) => /attempt-([2-9]|\d\d+)\.log$/.test(k));
+    expect(later.length).toBeGreaterThan(0);
+    const adopted = await Promise.all(
+      later.map(async (Key) =>
+        (await s3Client().send(new GetObjectCommand({ Bucket: logUri.host, Key }))).Body!.transformToString(),
+      ),
+    );
+    expect(adopted.some((l) => l.includes(`--- pod ${train.metadata!.name!} ---`))).toBe(true);
   });
 
   it('a stage that no node can hold goes to the operator desk as StageUnschedulable with the scheduler’s reason, its Job deleted; abort ends the round', async () => {
