@@ -16,7 +16,7 @@ import hashlib
 from .contract import BadInput
 
 LABELLED_FILE = "baseline-labelled-sft.jsonl"
-PLACEHOLDER = "{reference}"
+REFERENCE_SLOT = "{reference}"  # where a target template puts the reference
 
 
 def random_reward(prompt: dict, text: str, seed: int = 0) -> float:
@@ -30,8 +30,9 @@ def sft_target(templates: dict[str, str], task: str | None, reference: object) -
     """The SFT target of one training prompt: its task's template (``"*"``: any other task; none: the bare
     reference) with ``{reference}`` replaced by the reference (a list: its first element)."""
     ref = reference[0] if isinstance(reference, list) else reference
-    template = templates.get(task or "", templates.get("*", PLACEHOLDER)) if task else templates.get("*", PLACEHOLDER)
-    return template.replace(PLACEHOLDER, str(ref))
+    fallback = templates.get("*", REFERENCE_SLOT)
+    template = templates.get(task, fallback) if task else fallback
+    return template.replace(REFERENCE_SLOT, str(ref))
 
 
 def labelled_rows(train: list[dict], params: dict) -> tuple[list[dict], list[dict]]:
