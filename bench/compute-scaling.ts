@@ -13,18 +13,21 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import { ROUND_WORKFLOW } from '../common/constants.js';
 import type { RunSpecInput } from '../common/run-spec.js';
 import type { RoundResult } from '../common/types.js';
 import { benchHarness } from './harness.js';
 
-const option = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1]! : fallback;
-};
-const ladder = option('--samples', '2,4,8,16').split(',').map(Number);
-// Its own dev server; the default is clear of the test suite's default range (17233 .. 19333).
-const port = Number(option('--port', '27533'));
+const { values: opt } = parseArgs({
+  options: {
+    samples: { type: 'string', default: '2,4,8,16' },
+    // its own dev server; the default is clear of the test suite's default range (17233 .. 19333)
+    port: { type: 'string', default: '27533' },
+  },
+});
+const ladder = opt.samples.split(',').map(Number);
+const port = Number(opt.port);
 const demo = JSON.parse(fs.readFileSync('examples/demo/round.json', 'utf8')) as RunSpecInput;
 const out = path.resolve('test-output', 'bench', `scaling-${randomUUID().slice(0, 8)}`);
 fs.mkdirSync(out, { recursive: true });
