@@ -28,7 +28,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { RoundProgress } from '../../common/types.js';
 import { REPO_ROOT, venvBin } from '../../scripts/dev/tools.js';
@@ -37,6 +37,7 @@ import { adminKubeConfig } from '../helpers/k8s.js';
 import { useRealNode } from '../helpers/real-node.js';
 import { testClient } from '../helpers/temporal.js';
 import { writeRealNodeOverlay } from '../helpers/real-node-overlay.js';
+import { launchChromium, untilTabShows } from '../helpers/web-ui.js';
 
 const run = promisify(execFile);
 const real = useRealNode(['worker', 'jobs-cpu'], { workloadControllers: true });
@@ -357,11 +358,7 @@ describe('the worker Deployment on a real node runs rounds started with the temp
       expect(finished.every((p) => p.status?.phase === 'Succeeded')).toBe(true);
 
       // 5. watch it in the Web UI: the tutorial's URL opens the round, running, its details naming the failure
-      browser = await chromium.launch({
-        executablePath: '/usr/bin/chromium',
-        headless: true,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking'],
-      });
+      browser = await launchChromium();
       const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
       await page.goto(`${inject('temporalUi')}/namespaces/default/workflows/${encodeURIComponent(workflowId)}`);
       await page.locator('[data-testid="execution-status"]').first().waitFor({ timeout: 60_000 });
@@ -402,11 +399,7 @@ describe('the worker Deployment on a real node runs rounds started with the temp
         },
         60_000,
       );
-      await page.reload();
-      await page.locator('[data-testid="pending-activities-tab"]').first().click();
-      await expect
-        .poll(() => page.locator('body').innerText(), { timeout: 60_000 })
-        .toContain(trainJob.metadata!.name!);
+      await untilTabShows(page, 'pending-activities-tab', trainJob.metadata!.name!, { screenshotDir: shots });
       await page.screenshot({ path: path.join(shots, 'real-node-2-train-running.png'), fullPage: true });
       await page.close();
       // 6. mid-train, the worker pod is deleted: the Deployment replaces it, the replacement adopts the train Job

@@ -8,7 +8,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ROUND_WORKFLOW } from '../../common/constants.js';
 import type { RoundResult } from '../../common/types.js';
@@ -18,25 +18,14 @@ import { fileRoot } from '../helpers/env.js';
 import { scripted } from '../helpers/scripted.js';
 import { roundSpec } from '../helpers/specs.js';
 import { testClient, uniqueQueue, withWorker } from '../helpers/temporal.js';
+import { launchChromium } from '../helpers/web-ui.js';
 
 const shots = path.resolve('test-output', 'screenshots');
 let browser: Browser;
 
 beforeAll(async () => {
   fs.mkdirSync(shots, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 afterAll(() => browser?.close());
 
