@@ -185,7 +185,7 @@ describe('kubernetes executor on a real control plane, kwok fake GPU nodes stand
     expect(created?.metadata?.annotations).toMatchObject({ 'tao.dev/workflow-id': job.owner!.workflowId });
   });
 
-  it('a new worker adopts the running Job instead of creating a second one, and records the adopting run', async () => {
+  it('a new worker adopts the running Job instead of creating a second one, and records the adopting run and its log', async () => {
     const job = stageJob();
     // the first worker starts a Job that stays Running (kwok fails it only after 10 s) and is then shut down
     const first = executor({ ...failing(1, { [KWOK_FAIL_ANNOTATIONS.delay]: '10s' }), backoffLimit: 0 });
@@ -201,12 +201,16 @@ describe('kubernetes executor on a real control plane, kwok fake GPU nodes stand
 
     const second = executor();
     const seen: JobProgress[] = [];
-    const outcome = second.run({ ...job, owner: { ...job.owner!, runId: 'run-2' } }, context(undefined, seen));
+    const secondLog = job.logUri.replace(/\.log$/, '-run-2.log');
+    const outcome = second.run(
+      { ...job, owner: { ...job.owner!, runId: 'run-2' }, logUri: secondLog },
+      context(undefined, seen),
+    );
     await until('adoption', () => seen.length > 0);
     expect(seen[0]?.message).toBe(`adopted the existing Job ${job.name}`);
     expect(second.created).toBe(0);
     const [adopted] = await jobsOf(job);
-    expect(adopted?.metadata?.annotations?.['tao.dev/run-id']).toBe('run-2');
+    expect(adopted?.metadata?.annotations).toMatchObject({ 'tao.dev/run-id': 'run-2', 'tao.dev/log-uri': secondLog });
     // the adopted Job is the first worker's: it fails after its delay with exit 1, retryable
     expect(await outcome).toMatchObject({ exitCode: 1, failureType: 'StageFailed', jobName: job.name });
     expect(await jobsOf(job)).toHaveLength(1);

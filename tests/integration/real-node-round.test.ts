@@ -13,7 +13,7 @@
  * promoted. Then, with the same worker: a stage no node can hold goes to the operator desk as
  * StageUnschedulable, and cancelling a round kills its running pod.
  */
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import {
   BatchV1Api,
   CoreV1Api,
@@ -467,23 +467,10 @@ describe('the worker Deployment on a real node runs rounds started with the temp
       }
     });
     expect(events.some((e) => e.event === 'progress' && e.stage === 'train')).toBe(true);
-    // the replacement worker ran a later activity attempt against the same Job (one train pod): its log (which
-    // attempt number depends on how the deleted worker's attempt ended: cancelled at shutdown, or timed out)
-    expect(logUri.pathname).toMatch(/\/logs\/attempt-1\.log$/);
-    const logs = await s3Client().send(
-      new ListObjectsV2Command({
-        Bucket: logUri.host,
-        Prefix: logUri.pathname.slice(1).replace(/attempt-1\.log$/, ''),
-      }),
-    );
-    const later = (logs.Contents ?? []).map((o) => o.Key!).filter((k) => /attempt-([2-9]|\d\d+)\.log$/.test(k));
-    expect(later.length).toBeGreaterThan(0);
-    const adopted = await Promise.all(
-      later.map(async (Key) =>
-        (await s3Client().send(new GetObjectCommand({ Bucket: logUri.host, Key }))).Body!.transformToString(),
-      ),
-    );
-    expect(adopted.some((l) => l.includes(`--- pod ${train.metadata!.name!} ---`))).toBe(true);
+    // the replacement worker ran a later activity attempt against the same Job (one train pod) and named its own
+    // log on the Job (which attempt depends on how the deleted worker's attempt ended: cancelled, or timed out)
+    expect(logUri.pathname).toMatch(/\/logs\/attempt-([2-9]|\d\d+)\.log$/);
+    expect(log).toContain(`--- pod ${train.metadata!.name!} ---`);
   });
 
   it('a stage that no node can hold goes to the operator desk as StageUnschedulable with the scheduler’s reason, its Job deleted; abort ends the round', async () => {

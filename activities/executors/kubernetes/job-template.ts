@@ -38,6 +38,8 @@ export const WORKFLOW_ID_ANNOTATION = `${LABEL_DOMAIN}/workflow-id`;
 export const KEY_ANNOTATION = `${LABEL_DOMAIN}/key`;
 /** The run that created the Job, or the latest run that adopted it. */
 export const RUN_ID_ANNOTATION = `${LABEL_DOMAIN}/run-id`;
+/** Where the creating (or latest adopting) run writes the pod logs. */
+export const LOG_URI_ANNOTATION = `${LABEL_DOMAIN}/log-uri`;
 /** torchrun's c10d rendezvous store, hosted by the pod of completion index 0. */
 export const RENDEZVOUS_PORT = 29500;
 
@@ -128,7 +130,7 @@ function identityOf(job: StageJob, id: JobIdentity) {
     [RUN_ID_ANNOTATION]: id.runId,
     [KEY_ANNOTATION]: id.key,
     [`${LABEL_DOMAIN}/spec-uri`]: job.specUri,
-    [`${LABEL_DOMAIN}/log-uri`]: job.logUri,
+    [LOG_URI_ANNOTATION]: job.logUri,
   };
   return { labels, annotations };
 }

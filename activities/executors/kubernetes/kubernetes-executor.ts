@@ -32,6 +32,7 @@ import {
   buildService,
   CONTAINER,
   KEY_ANNOTATION,
+  LOG_URI_ANNOTATION,
   MANAGED_BY_SELECTOR,
   RUN_ID_ANNOTATION,
   templateFor,
@@ -144,7 +145,7 @@ export class KubernetesExecutor implements Executor {
       if (job.redo && condition(existing, 'Complete') && job.nameForGeneration) {
         continue; // its outputs were rejected and quarantined: run the work again under the next generation
       }
-      await this.recordAdopter(name, owner.runId);
+      await this.recordAdopter(name, owner.runId, job.logUri);
       await this.ensureService({ ...job, name }, id, template, existing); // a worker may have died between the two creates
       return { name, adopted: true };
     }
@@ -173,14 +174,21 @@ export class KubernetesExecutor implements Executor {
       });
   }
 
-  /** The adopting run's id goes on the Job, so people (and the reaper's log) see who watches it now. */
-  private async recordAdopter(name: string, runId: string): Promise<void> {
-    if (!runId) return;
+  /**
+   * The adopting run's id and log go on the Job, so people (and the reaper's log) see who watches it now and
+   * where its log is written: the adopter streams the pod's log from the start into its own attempt's log.
+   */
+  private async recordAdopter(name: string, runId: string, logUri: string): Promise<void> {
+    const annotation = (key: string, value: string) => ({
+      op: 'add',
+      path: `/metadata/annotations/${key.replace('/', '~1')}`,
+      value,
+    });
     await this.batch
       .patchNamespacedJob({
         name,
         namespace: this.namespace,
-        body: [{ op: 'add', path: `/metadata/annotations/${RUN_ID_ANNOTATION.replace('/', '~1')}`, value: runId }],
+        body: [...(runId ? [annotation(RUN_ID_ANNOTATION, runId)] : []), annotation(LOG_URI_ANNOTATION, logUri)],
       })
       .catch((e: unknown) => {
         if (!isNotFound(e)) throw e;
