@@ -14,7 +14,6 @@ and generation. The server does not support ``response_format``, so the scorer r
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 
@@ -99,34 +98,15 @@ def test_group_mode_retries_a_reply_with_the_wrong_count(server):
         assert {d["attempts"] for _, d in res} == ({1} if len(texts) < 5 else {2}), res
 
 
-def test_throughput_keeps_up_with_the_server(server):
-    """Judged samples per second through the scorer, against the same requests sent straight to the server
-    with the same concurrency: the scorer's own overhead is small (bench/judge_throughput.py measures more)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from openai_server import chat
-    from tao_jobs.scorers.judge import POINTWISE_SYSTEM, render_conversation
-
+def test_the_whole_shard_keeps_concurrency_requests_in_flight(server):
+    """8 prompts of 4 samples with ``concurrency: 8``: the real server gets 8 requests at once, across prompts,
+    and exactly one request per sample (no hidden retries). Throughput against the server's own (a timing, so
+    not asserted in a test) is measured by bench/judge_throughput.py and reported in docs/judges.md."""
     endpoint, model = server
     groups = trivia_groups(8, 4, seed=4)
     judge = scorer(endpoint, model, concurrency=8)
-    t0 = time.perf_counter()
-    judge.score_groups([(p, t) for p, t, _ in groups])
-    judged = 32 / (time.perf_counter() - t0)
-    system = POINTWISE_SYSTEM.format(rubric=judge.rubric)
-    bodies = [
-        [
-            {"role": "system", "content": system},
-            {
-                "role": "user",
-                "content": f"[Conversation]\n{render_conversation(p['messages'])}\n\n[Response to judge]\n{t}",
-            },
-        ]
-        for p, texts, _ in groups
-        for t in texts
-    ]
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda m: chat(endpoint, model, m, max_tokens=48), bodies))
-    raw = 32 / (time.perf_counter() - t0)
-    assert judged > 0.7 * raw, (judged, raw)
+    results = judge.score_groups([(p, t) for p, t, _ in groups])
+    stats = judge.stats()
+    assert [len(r) for r in results] == [4] * 8
+    assert stats["requests"] == 32, stats
+    assert stats["peakInFlight"] == 8, stats

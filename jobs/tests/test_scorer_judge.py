@@ -334,9 +334,8 @@ def test_fake_server_sees_concurrency_across_prompt_groups(serve):
     scorer = judge(server.endpoint, concurrency=8)
     groups = [(P | {"prompt_id": f"p{i}"}, [f"answer {i + 1}"]) for i in range(8)]
     done = []
-    t0 = time.time()
     results = scorer.score_groups(groups, on_done=done.append)
-    assert time.time() - t0 < 4, "requests of different groups were not in flight together"
+    # requests of different groups were in flight together (not a timing: the server counted them)
     assert state["peak"] == 8 and scorer.stats()["peakInFlight"] == 8
     assert [r[0][0] for r in results] == [pytest.approx(i / 9) for i in range(8)]  # each group its own verdict
     assert done == list(range(8))

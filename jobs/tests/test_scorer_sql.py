@@ -197,7 +197,9 @@ def test_a_runaway_recursive_cte_is_killed_by_the_timeout(db, scorer_factory):
     started = time.monotonic()
     results = scorer.score_group(P, [RUNAWAY, "SELECT name FROM city WHERE country = 'IT'"])
     elapsed = time.monotonic() - started
-    assert 0.5 <= elapsed < 5
+    # killed, not run to the end (it never ends): a generous bound, so a loaded machine's slow worker restart
+    # does not fail it
+    assert 0.5 <= elapsed < 30
     assert results[0] == (0.0, results[0][1]) and results[0][1]["status"] == "timeout"
     assert results[0][1]["error"] == "query ran past the 0.5 s timeout (killed)"
     # The killed worker is gone (reaped), and a fresh one ran the next query.
