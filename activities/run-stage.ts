@@ -335,6 +335,7 @@ function createAttempt(deps: StageDeps) {
             labels: { stage: input.stage, round: String(input.run.round), key },
             env: storeEnv(input.artifacts),
             redo,
+            ...(input.arm ? { arm: input.arm } : {}),
             owner: {
               workflowId: input.run.workflowId,
               runId: ctx.info.workflowExecution?.runId ?? '',

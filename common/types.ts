@@ -16,6 +16,8 @@ export interface RunStageInput {
   params: Record<string, unknown>;
   artifacts: RunSpec['artifacts'];
   executor: RunSpec['executor'];
+  /** The baseline arm this job belongs to (spec.baselines), absent for TAO's own stages: a label on its Job. */
+  arm?: BaselineArm;
 }
 
 export interface StageResult {

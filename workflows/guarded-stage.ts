@@ -6,7 +6,7 @@
 import { ActivityFailure, ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { FailureType } from '../common/errors.js';
-import type { JobStage, RunSpec } from '../common/run-spec.js';
+import type { BaselineArm, JobStage, RunSpec } from '../common/run-spec.js';
 import type { RoundStage, RunStageInput, StageFailure, StageResult } from '../common/types.js';
 import { stageActivityOptions } from './activity-options.js';
 import { label, type OperatorDesk } from './operator.js';
@@ -40,7 +40,7 @@ export function guardedStages(ctx: GuardContext) {
   return async function run<S extends JobStage>(
     request: StageRequest<S>,
     shard: RunStageInput['shard'] = null,
-    options: { arm?: string } = {},
+    options: { arm?: BaselineArm } = {},
   ): Promise<Guarded> {
     const name = request.stage;
     // a baseline arm's jobs count under the `baselines` progress entry, and say which arm they belong to
@@ -55,6 +55,7 @@ export function guardedStages(ctx: GuardContext) {
       params: request.params as Record<string, unknown>,
       artifacts: spec.artifacts,
       executor: spec.executor,
+      ...(options.arm ? { arm: options.arm } : {}),
     };
     for (;;) {
       try {

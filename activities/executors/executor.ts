@@ -23,6 +23,8 @@ export interface StageJob {
   logUri: string;
   resources: NonNullable<RunSpec['executor']['resources'][JobStage]>;
   labels: Record<string, string>;
+  /** The baseline arm the job belongs to (a `tao.dev/arm` label on a Kubernetes Job), absent for TAO's stages. */
+  arm?: string;
   /**
    * Environment the contract adds for the job: where its store is (`TAO_STORE_S3_*`, from the spec's
    * `artifacts.s3`), so the job can read its stage spec from the store before it has parsed the spec.

@@ -59,6 +59,39 @@ describe('tao render', () => {
     for (const d of docs.filter((x) => x.kind === 'Job' && x !== train)) expect(d.spec.completionMode).toBeUndefined();
   });
 
+  it("adds the baseline arms' Jobs the spec asks for, labelled with their arm, after TAO's own", () => {
+    const config = stageTemplatesFromEnv({ TAO_STAGE_IMAGE: 'reg/tao-jobs:1', TAO_EXECUTOR_NAMESPACE: 'ml' });
+    const s = spec();
+    const plain = YAML.parseAllDocuments(renderRound(s, config)).map((d) => d.toJS());
+    s.baselines = {
+      labelledFineTuning: { targetTemplate: '{reference}', missingReferences: 'fail' },
+      bestOfN: {},
+      randomReward: { seed: 1 },
+    };
+    const jobs = YAML.parseAllDocuments(renderRound(s, config)).map((d) => d.toJS());
+    const arm = (j: { metadata: { labels: Record<string, string> } }) => j.metadata.labels['tao.dev/arm'];
+    // TAO's Jobs first, unchanged and unlabelled; then labelled 2, best-of-N 2, random reward 8 scores + 2
+    expect(jobs.slice(0, plain.length)).toEqual(plain);
+    expect(plain.every((j) => arm(j) === undefined)).toBe(true);
+    const arms = jobs.slice(plain.length);
+    expect(arms.map((j) => `${arm(j)}:${j.metadata.labels['tao.dev/stage']}`)).toEqual([
+      'labelledFineTuning:prepare',
+      'labelledFineTuning:train',
+      'bestOfN:generate',
+      'bestOfN:score',
+      ...Array.from({ length: 8 }, () => 'randomReward:score'),
+      'randomReward:dataset',
+      'randomReward:train',
+    ]);
+    expect(new Set(jobs.map((j) => j.metadata.name)).size).toBe(jobs.length);
+    // the pods carry the label too; an arm's train gets the round's train resources
+    const armTrain = arms.find(
+      (j) => arm(j) === 'labelledFineTuning' && j.metadata.labels['tao.dev/stage'] === 'train',
+    );
+    expect(armTrain.spec.template.metadata.labels['tao.dev/arm']).toBe('labelledFineTuning');
+    expect(armTrain.spec.template.spec.containers[0].resources.limits['nvidia.com/gpu']).toBe('8');
+  });
+
   it('refuses a malformed template setting, naming the variable', () => {
     expect(() => stageTemplatesFromEnv({ TAO_STAGE_TOLERATIONS: '{"key": 1}' })).toThrow(
       'TAO_STAGE_TOLERATIONS: must be a JSON array',

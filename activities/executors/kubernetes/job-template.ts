@@ -124,6 +124,8 @@ function identityOf(job: StageJob, id: JobIdentity) {
     [`${LABEL_DOMAIN}/stage`]: job.stage,
     [`${LABEL_DOMAIN}/shard`]: job.shard === null ? 'none' : String(job.shard),
     [`${LABEL_DOMAIN}/spec-hash`]: labelValue(id.key),
+    // `kubectl get jobs -l tao.dev/arm` tells a baseline arm's Jobs from TAO's own (same stages, other keys)
+    ...(job.arm ? { [`${LABEL_DOMAIN}/arm`]: job.arm } : {}),
   };
   const annotations = {
     [WORKFLOW_ID_ANNOTATION]: id.workflowId,
