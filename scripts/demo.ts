@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { GateDecision, RoundEvaluation, RoundResult } from '../common/types.js';
 import { createTaoWorker } from '../workers/create-worker.js';
 import { connectClient } from './cli/client.js';
-import { follow, startRound, summarise, uiLink } from './cli/round.js';
+import { baselineLines, follow, headline, startRound, uiLink, whereToLook } from './cli/round.js';
 import { loadSpecFile } from './cli/spec-file.js';
 import { startDevServer } from './dev/temporal-dev.js';
 import { cacheDir } from './dev/tools.js';
@@ -79,7 +79,14 @@ const result = await worker.runUntil(async () => {
   return { result: (await handle.result()) as RoundResult, runId: handle.firstExecutionRunId };
 });
 await close();
-console.log(summarise(result.result, result.runId));
-console.log(verdictLines(result.result).join('\n'));
+// the verdict in plain words, then where to look (what `tao run` prints as well, less its repeat of the numbers)
+console.log(
+  [
+    headline(result.result),
+    ...verdictLines(result.result),
+    ...baselineLines(result.result),
+    ...whereToLook(result.result, result.runId),
+  ].join('\n'),
+);
 console.log(`  finished in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 if (!result.result.promoted) process.exitCode = 3;

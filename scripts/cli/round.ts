@@ -98,22 +98,41 @@ function evidence(r: RoundResult): string[] {
     ...Object.entries(e.tasks ?? {}).map(
       ([task, t]) => `  task ${task.padEnd(10)} ${sf(t.change)} [${sf(t.ciLow)}, ${sf(t.ciHigh)}] n=${t.n}`,
     ),
-    ...Object.entries(e.baselines ?? {}).map(
-      ([arm, b]) =>
-        `  baseline ${arm.padEnd(18)} ${f3(b.score.mean)} [${f3(b.score.ciLow)}, ${f3(b.score.ciHigh)}]` +
-        `  vs base ${sf(b.vsBase.change)} [${sf(b.vsBase.ciLow)}, ${sf(b.vsBase.ciHigh)}]` +
-        `  TAO - arm ${sf(b.taoVsArm.change)} [${sf(b.taoVsArm.ciLow)}, ${sf(b.taoVsArm.ciHigh)}] n=${b.vsBase.n}`,
-    ),
+    ...baselineLines(r),
   ].filter(Boolean);
+}
+
+/** Each baseline arm the round ran: its score, arm − base and TAO − arm, with their CIs. */
+export function baselineLines(r: RoundResult): string[] {
+  return Object.entries(r.evaluation.baselines ?? {}).map(
+    ([arm, b]) =>
+      `  baseline ${arm.padEnd(18)} ${f3(b.score.mean)} [${f3(b.score.ciLow)}, ${f3(b.score.ciHigh)}]` +
+      `  vs base ${sf(b.vsBase.change)} [${sf(b.vsBase.ciLow)}, ${sf(b.vsBase.ciHigh)}]` +
+      `  TAO - arm ${sf(b.taoVsArm.change)} [${sf(b.taoVsArm.ciLow)}, ${sf(b.taoVsArm.ciHigh)}] n=${b.vsBase.n}`,
+  );
 }
 
 export function summarise(r: RoundResult, runId?: string): string {
   const f = (x: number) => x.toFixed(3);
   const e = r.evaluation;
   return [
-    `round ${r.round} of ${r.runName}: ${r.promoted ? 'PROMOTED' : 'not promoted'} (${r.gate.reason})`,
+    headline(r),
     `  held-out score  base ${f(e.base.mean)} [${f(e.base.ciLow)}, ${f(e.base.ciHigh)}]  tuned ${f(e.tuned.mean)} [${f(e.tuned.ciLow)}, ${f(e.tuned.ciHigh)}]  (${sf(e.improvement)}${e.winRate !== undefined ? `, win rate ${f(e.winRate)}` : ''})`,
     ...evidence(r),
+    ...whereToLook(r, runId),
+  ]
+    .filter(Boolean)
+    .join('\n');
+}
+
+/** The round's verdict in one line. */
+export function headline(r: RoundResult): string {
+  return `round ${r.round} of ${r.runName}: ${r.promoted ? 'PROMOTED' : 'not promoted'} (${r.gate.reason})`;
+}
+
+/** Where the round's outputs are: the tuned model, the report, the registry, what was reused, the Web UI. */
+export function whereToLook(r: RoundResult, runId?: string): string[] {
+  return [
     `  tuned model     ${r.tunedModel}`,
     `  report          ${r.artifacts.report}`,
     r.registryPointer ? `  registry        ${r.registryPointer}` : '',
@@ -121,7 +140,5 @@ export function summarise(r: RoundResult, runId?: string): string {
       ? `  reused from earlier runs (not re-run): ${r.reusedStages.join(', ')}`
       : '  every stage ran (nothing to reuse)',
     `  Temporal Web UI ${uiLink(r.workflowId, runId)}`,
-  ]
-    .filter(Boolean)
-    .join('\n');
+  ].filter(Boolean);
 }
