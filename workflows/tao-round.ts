@@ -17,35 +17,28 @@ import {
 import type { Activities } from '../activities/index.js';
 import { FailureType } from '../common/errors.js';
 import { canonicalJson, fnv1a64 } from '../common/hash.js';
-import type { BaselineArm, JobStage, RunSpec, RunSpecInput } from '../common/run-spec.js';
-import type { RoundEvaluation, RoundResult, RunStageInput, StageResult } from '../common/types.js';
+import type { RunSpec, RunSpecInput } from '../common/run-spec.js';
+import type { RoundEvaluation, RoundResult, StageResult } from '../common/types.js';
 import { validateRunSpec } from '../common/validate.js';
 import { bookkeepingOptions } from './activity-options.js';
+import { baselineArms } from './baselines.js';
 import { decideGate, gateMarkdown, gateSummary, gateVerdict, registryOf, type GateMetrics } from './gate.js';
 import { guardedStages, required, SKIPPED } from './guarded-stage.js';
 import { abortUpdate, progressQuery, retryStageUpdate, skipStageUpdate } from './messages.js';
 import { label, OperatorDesk } from './operator.js';
 import { ProgressTracker } from './progress.js';
 import {
-  bestOfNGenerateRequest,
   datasetRequest,
   evaluateRequest,
-  labelledTrainRequest,
-  labelsRequest,
   preflightInput,
   generateRequest,
   prepareRequest,
-  randomScoreRequest,
   scoreRequest,
   trainRequest,
-  type EvaluateInputs,
-  type StageRequest,
 } from './stage-params.js';
 import { announce, baselinesMarkdown, showDetails, showGate, showModel, showStage } from './visibility.js';
 
 const { checkStore, promoteModel, readPromoted, recordRound } = proxyActivities<Activities>(bookkeepingOptions);
-
-type Shard = RunStageInput['shard'];
 
 export async function taoRound(input: RunSpecInput): Promise<RoundResult> {
   // Rounds started before the evaluation had its own scorers, references and gate rule (issue 10) replay and
@@ -132,22 +125,9 @@ async function runRound(spec: RunSpec, ctx: RoundContext): Promise<RoundResult> 
   // Patched so histories recorded before it replay as they ran.
   if (patched('store-preflight')) await checkStore(preflightInput(spec));
 
-  // The baseline arms (spec.baselines, docs/evaluation.md#baselines): the labelled arm's dataset first, so a
-  // round whose training prompts lack the references it needs stops before any other job.
-  const arms = spec.baselines ?? {};
-  const armJobs = baselineJobs(spec);
-  const armReused: string[] = [];
-  const armStage = async <S extends JobStage>(arm: BaselineArm, request: StageRequest<S>, shard: Shard = null) => {
-    const r = await stage(request, shard, { arm });
-    if (r !== SKIPPED && r.reused) armReused.push(`${arm}:${label(r.stage, r.shard)}`);
-    return r;
-  };
-  const labels = labelsRequest(spec);
-  let labelled: string | undefined;
-  if (labels) {
-    begin('baselines', armJobs);
-    labelled = out(required(await armStage('labelledFineTuning', labels)), 'labelledSft');
-  }
+  // The baseline arms (workflows/baselines.ts): the labelled arm's dataset before anything else.
+  const arms = baselineArms({ spec, stage, progress, begin, refresh });
+  await arms.labelledDataset();
 
   begin('prepare');
   const prepared = required(await stage(prepareRequest(spec, legacy)));
@@ -194,57 +174,8 @@ async function runRound(spec: RunSpec, ctx: RoundContext): Promise<RoundResult> 
   const trained = required(await stage(trainRequest(spec, out(dataset, 'dataset'), baseModel)));
   const tuned = out(trained, 'merged');
 
-  // The other arms, after TAO's own training (one at a time: they share the machine with nothing else then).
-  const armOutputs: Pick<
-    EvaluateInputs,
-    'labelledFineTuning' | 'randomReward' | 'bestOfNGenerations' | 'bestOfNScores'
-  > = {};
-  if (armJobs > 0) {
-    if (labels) {
-      progress.resume('baselines');
-      showStage('baselines', 'running');
-      refresh();
-    } else begin('baselines', armJobs);
-    if (labelled) {
-      const t = required(await armStage('labelledFineTuning', labelledTrainRequest(spec, labelled, baseModel)));
-      armOutputs.labelledFineTuning = out(t, 'merged');
-    }
-    if (arms.bestOfN) {
-      const heldOut = out(prepared, 'heldOut');
-      const g = await armStage('bestOfN', bestOfNGenerateRequest(spec, heldOut, baseModel));
-      const sc =
-        g === SKIPPED ? SKIPPED : await armStage('bestOfN', scoreRequest(spec, heldOut, out(g, 'generations')));
-      if (g !== SKIPPED && sc !== SKIPPED) {
-        armOutputs.bestOfNGenerations = out(g, 'generations');
-        armOutputs.bestOfNScores = out(sc, 'scores');
-      }
-    }
-    if (arms.randomReward) {
-      // the TAO arm's own generations, rescored at random; then the same dataset and training settings
-      const rescored = [];
-      for (const [index, s] of kept.entries()) {
-        const shard = { index, count: kept.length };
-        const r = await armStage('randomReward', randomScoreRequest(spec, s.prompts, out(s.gen, 'generations')), shard);
-        if (r !== SKIPPED)
-          rescored.push({ prompts: s.prompts, generations: out(s.gen, 'generations'), scores: out(r, 'scores') });
-      }
-      if (rescored.length > 0) {
-        const d = required(
-          await armStage(
-            'randomReward',
-            datasetRequest(spec, {
-              prompts: rescored.map((r) => r.prompts),
-              generations: rescored.map((r) => r.generations),
-              scores: rescored.map((r) => r.scores),
-            }),
-          ),
-        );
-        const t = required(await armStage('randomReward', trainRequest(spec, out(d, 'dataset'), baseModel)));
-        armOutputs.randomReward = out(t, 'merged');
-      }
-    }
-    progress.end('baselines');
-  }
+  // The other arms, after TAO's own training.
+  const armOutputs = await arms.afterTraining(prepared, kept, baseModel);
 
   begin('evaluate');
   const promotedModel = independent ? await currentModel(spec, [baseModel, tuned]) : undefined;
@@ -317,7 +248,7 @@ async function runRound(spec: RunSpec, ctx: RoundContext): Promise<RoundResult> 
       adapter: out(trained, 'adapter'),
       merged: tuned,
       report: out(evaluated, 'report'),
-      ...(armJobs > 0 ? { baselines: armOutputs } : {}),
+      ...(arms.jobs > 0 ? { baselines: armOutputs } : {}),
     },
     evaluation: independent
       ? evaluationOf(m)
@@ -325,7 +256,7 @@ async function runRound(spec: RunSpec, ctx: RoundContext): Promise<RoundResult> 
     gate,
     promoted: gate.passed,
     registryPointer,
-    reusedStages: [...all.filter((r) => r.reused).map((r) => label(r.stage, r.shard)), ...armReused],
+    reusedStages: [...all.filter((r) => r.reused).map((r) => label(r.stage, r.shard)), ...arms.reused],
     skipped,
   };
   await recordRound({ result, artifacts: spec.artifacts });
@@ -362,10 +293,4 @@ function evaluationOf(
     klToBase: m.klToBase ?? null,
     ...(m.baselines && Object.keys(m.baselines).length ? { baselines: m.baselines } : {}),
   };
-}
-
-/** How many jobs the spec's baseline arms run (for progress; random reward: one score per shard). */
-function baselineJobs(spec: RunSpec): number {
-  const a = spec.baselines ?? {};
-  return (a.labelledFineTuning ? 2 : 0) + (a.bestOfN ? 2 : 0) + (a.randomReward ? spec.generation.shards + 2 : 0);
 }
