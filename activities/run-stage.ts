@@ -204,15 +204,23 @@ function createAttempt(deps: StageDeps) {
       jobName: ran,
     });
 
-    /** The published manifest, or null after quarantining an invalid one (then the work is redone). */
-    const published = async (): Promise<Manifest | null> => {
-      const check = await guard('manifest', () => checkManifest(store, output, expect));
-      if (check.valid) return check.manifest;
+    /**
+     * The valid manifest under `prefix` (the stage's or this attempt's), or why there is none; a present but
+     * invalid one is moved to quarantine first, so it is never taken as done again.
+     */
+    const validManifest = async (prefix: string): Promise<{ manifest: Manifest } | { reason: string }> => {
+      const check = await guard('manifest', () => checkManifest(store, prefix, expect));
+      if (check.valid) return { manifest: check.manifest };
       if (check.present) {
-        const copy = await guard('quarantine', () => quarantine(store, output, check.raw!, check.reason));
-        log.warn(`quarantined an invalid manifest (${check.reason}) as ${copy}; the stage runs again`);
+        const copy = await guard('quarantine', () => quarantine(store, prefix, check.raw!, check.reason));
+        log.warn(`quarantined an invalid manifest (${check.reason}) as ${copy}; the work runs again`);
       }
-      return null;
+      return { reason: check.reason };
+    };
+    /** The published manifest, or null (none, or an invalid one now quarantined: the work is redone). */
+    const published = async (): Promise<Manifest | null> => {
+      const check = await validManifest(output);
+      return 'manifest' in check ? check.manifest : null;
     };
     /** Publishes this attempt's checked manifest; a loser discards its outputs and returns the winner's. */
     const publish = async (m: Manifest, ran: string): Promise<StageResult> => {
@@ -269,9 +277,8 @@ function createAttempt(deps: StageDeps) {
       const now = await published();
       if (now) return result(now, true);
       // A job that finished here but was never published (the worker died in between): publish, do not redo.
-      const finished = await guard('manifest', () => checkManifest(store, attempt, expect));
-      if (finished.valid) return await publish(finished.manifest, name);
-      if (finished.present) await guard('quarantine', () => quarantine(store, attempt, finished.raw!, finished.reason));
+      const finished = await validManifest(attempt);
+      if ('manifest' in finished) return await publish(finished.manifest, name);
       // Outputs of this attempt were rejected: a finished job must not be taken as done again (a new generation).
       const redo = (await guard('quarantine', () => store.list(joinUri(attempt, QUARANTINE) + '/'))).length > 0;
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
@@ -380,10 +387,9 @@ function createAttempt(deps: StageDeps) {
         );
       }
       const ran = outcome.jobName ?? name;
-      const written = await guard('manifest', () => checkManifest(store, attempt, expect));
-      if (!written.valid) {
-        // Retryable: the retry sees the quarantine and redoes the work instead of adopting this finished job.
-        if (written.present) await guard('quarantine', () => quarantine(store, attempt, written.raw!, written.reason));
+      const written = await validManifest(attempt);
+      // Retryable: the retry sees the quarantine and redoes the work instead of adopting this finished job.
+      if (!('manifest' in written)) {
         fail(FailureType.StageFailed, `${input.stage} job ${ran} exited 0 but ${written.reason}; the retry redoes it`);
       }
       return publish(written.manifest, ran);
