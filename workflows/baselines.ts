@@ -7,10 +7,11 @@
  */
 import type { BaselineArm, JobStage, RunSpec } from '../common/run-spec.js';
 import type { RunStageInput, StageResult } from '../common/types.js';
-import { required, SKIPPED, type guardedStages } from './guarded-stage.js';
+import { out, required, SKIPPED, type guardedStages } from './guarded-stage.js';
 import { label } from './operator.js';
 import type { ProgressTracker } from './progress.js';
 import {
+  armJobPlan,
   bestOfNGenerateRequest,
   datasetRequest,
   labelledTrainRequest,
@@ -43,12 +44,10 @@ interface ArmsContext {
   refresh: () => void;
 }
 
-const out = (r: StageResult, name: string) => r.outputs[name] as string;
-
 export function baselineArms(ctx: ArmsContext) {
   const { spec, stage, progress, refresh } = ctx;
   const arms = spec.baselines ?? {};
-  const jobs = baselineJobs(spec);
+  const jobs = armJobPlan(spec).length;
   /** `arm:stage[shard]` of each arm stage reused from an earlier run, for the round's result. */
   const reused: string[] = [];
   const labels = labelsRequest(spec);
@@ -127,10 +126,4 @@ export function baselineArms(ctx: ArmsContext) {
       return outputs;
     },
   };
-}
-
-/** How many jobs the spec's baseline arms run (for progress; random reward: one score per shard). */
-function baselineJobs(spec: RunSpec): number {
-  const a = spec.baselines ?? {};
-  return (a.labelledFineTuning ? 2 : 0) + (a.bestOfN ? 2 : 0) + (a.randomReward ? spec.generation.shards + 2 : 0);
 }

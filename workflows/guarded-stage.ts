@@ -18,6 +18,9 @@ import { showStage } from './visibility.js';
 export const SKIPPED = Symbol('skipped');
 export type Guarded = StageResult | typeof SKIPPED;
 
+/** A stage's output URI by name (a single file or folder; a list is read from `outputs` directly). */
+export const out = (r: StageResult, name: string) => r.outputs[name] as string;
+
 export interface GuardContext {
   spec: RunSpec;
   workflowId: string;

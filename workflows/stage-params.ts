@@ -6,7 +6,7 @@
  * error here instead. The params are part of each stage's memo key (docs/design.md#rule-8):
  * changing what a builder returns changes the keys of that stage and everything downstream.
  */
-import { MIN_EVAL_PROMPTS, type JobStage, type RunSpec } from '../common/run-spec.js';
+import { MIN_EVAL_PROMPTS, type BaselineArm, type JobStage, type RunSpec } from '../common/run-spec.js';
 import type { StageSpec } from '../common/stage-spec.js';
 import type { CheckStoreInput } from '../common/types.js';
 import { referenceNeeds } from '../common/validate.js';
@@ -201,4 +201,24 @@ export function preflightInput(spec: RunSpec): CheckStoreInput {
   // a model is a folder: a prefix that must list something
   if (!spec.baseModel.startsWith('tiny://')) inputs.baseModel = spec.baseModel.replace(/\/*$/, '/');
   return { artifacts: spec.artifacts, inputs };
+}
+
+/**
+ * The jobs the spec's baseline arms run, in the order they run (workflows/baselines.ts): the labelled arm's
+ * prepare and train, best-of-N's generate and score, random reward's score per shard, dataset and train. The
+ * round counts them for progress; `tao render` prints them.
+ */
+export function armJobPlan(spec: RunSpec): { arm: BaselineArm; stage: JobStage; shard: number | null }[] {
+  const a = spec.baselines ?? {};
+  const each = (arm: BaselineArm, stages: JobStage[]) => stages.map((stage) => ({ arm, stage, shard: null }));
+  const shards = Array.from({ length: spec.generation.shards }, (_, shard) => ({
+    arm: 'randomReward' as const,
+    stage: 'score' as const,
+    shard,
+  }));
+  return [
+    ...(a.labelledFineTuning ? each('labelledFineTuning', ['prepare', 'train']) : []),
+    ...(a.bestOfN ? each('bestOfN', ['generate', 'score']) : []),
+    ...(a.randomReward ? [...shards, ...each('randomReward', ['dataset', 'train'])] : []),
+  ];
 }

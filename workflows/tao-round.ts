@@ -23,7 +23,7 @@ import { validateRunSpec } from '../common/validate.js';
 import { bookkeepingOptions } from './activity-options.js';
 import { baselineArms } from './baselines.js';
 import { decideGate, gateMarkdown, gateSummary, gateVerdict, registryOf, type GateMetrics } from './gate.js';
-import { guardedStages, required, SKIPPED } from './guarded-stage.js';
+import { guardedStages, out, required, SKIPPED } from './guarded-stage.js';
 import { abortUpdate, progressQuery, retryStageUpdate, skipStageUpdate } from './messages.js';
 import { label, OperatorDesk } from './operator.js';
 import { ProgressTracker } from './progress.js';
@@ -114,7 +114,6 @@ async function runRound(spec: RunSpec, ctx: RoundContext): Promise<RoundResult> 
   const { workflowId, progress, refresh, independent } = ctx;
   const legacy = { legacy: !independent };
   const stage = guardedStages({ spec, ...ctx });
-  const out = (r: StageResult, name: string) => r.outputs[name] as string;
   const begin = (name: Parameters<ProgressTracker['begin']>[0], total = 1) => {
     progress.begin(name, total);
     showStage(name, 'running');

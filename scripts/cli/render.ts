@@ -12,6 +12,7 @@ import type { StageJob } from '../../activities/executors/executor.js';
 import { buildJob, buildService, templateFor } from '../../activities/executors/kubernetes/job-template.js';
 import { jobName } from '../../activities/job-name.js';
 import { roundWorkflowId } from '../../common/constants.js';
+import { armJobPlan } from '../../workflows/stage-params.js';
 import type { BaselineArm, JobStage, RunSpec } from '../../common/run-spec.js';
 import type { KubernetesStageConfig } from '../../activities/executors/kubernetes/job-template.js';
 
@@ -22,17 +23,10 @@ export function renderRound(
 ): string {
   const root = spec.artifacts.uri.replace(/\/+$/, '');
   const jobs: { stage: JobStage; shard: number | null; arm?: BaselineArm }[] = [{ stage: 'prepare', shard: null }];
-  const shards = Array.from({ length: spec.generation.shards }, (_, s) => s);
-  for (const shard of shards) jobs.push({ stage: 'generate', shard }, { stage: 'score', shard });
+  for (let shard = 0; shard < spec.generation.shards; shard++)
+    jobs.push({ stage: 'generate', shard }, { stage: 'score', shard });
   jobs.push({ stage: 'dataset', shard: null }, { stage: 'train', shard: null }, { stage: 'evaluate', shard: null });
-  // the arms' Jobs, in the order the round runs them (workflows/tao-round.ts)
-  const arms = spec.baselines ?? {};
-  if (arms.labelledFineTuning) jobs.push(...armJobs('labelledFineTuning', ['prepare', 'train']));
-  if (arms.bestOfN) jobs.push(...armJobs('bestOfN', ['generate', 'score']));
-  if (arms.randomReward) {
-    jobs.push(...shards.map((shard) => ({ stage: 'score' as const, shard, arm: 'randomReward' as const })));
-    jobs.push(...armJobs('randomReward', ['dataset', 'train']));
-  }
+  jobs.push(...armJobPlan(spec)); // the arms' Jobs, in the order the round runs them
   return jobs
     .flatMap(({ stage, shard, arm }) => {
       const prefix = `${root}/stages/${stage}/<key>/`;
@@ -56,8 +50,4 @@ export function renderRound(
       );
     })
     .join('---\n');
-}
-
-function armJobs(arm: BaselineArm, stages: JobStage[]) {
-  return stages.map((stage) => ({ stage, shard: null, arm }));
 }

@@ -35,7 +35,7 @@ export async function untilTabShows(
 ): Promise<void> {
   const deadline = Date.now() + (opts.timeoutMs ?? 240_000);
   let seen = '';
-  for (let attempt = 1; Date.now() < deadline; attempt++) {
+  while (Date.now() < deadline) {
     try {
       await page.reload({ timeout: 60_000 });
       await page.locator(`[data-testid="${tab}"]`).first().click({ timeout: 60_000 });
